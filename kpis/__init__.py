@@ -1,0 +1,1 @@
+"""kpisync kpis layer."""

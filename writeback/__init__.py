@@ -1,0 +1,1 @@
+"""kpisync writeback layer."""
