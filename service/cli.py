@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import sys
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import polars as pl
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from kpis.engine import KpiRun
 
 app = typer.Typer(
     name="kpisync",
@@ -12,7 +24,141 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_enable=False,
 )
+console = Console(stderr=True, soft_wrap=True)
+EXIT_USAGE = 2
+
+
+class OutputFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    MARKDOWN = "markdown"
+
+
+class PeriodOption(StrEnum):
+    MONTH = "month"
+    QUARTER = "quarter"
+    YEAR = "year"
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    console.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+@app.command("kpis")
+def list_kpis(
+    output: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="table, json or markdown.")
+    ] = OutputFormat.TABLE,
+) -> None:
+    """List every KPI of the catalogue: key, unit, scopes, formula and the seeds that ask for it."""
+    from kpis.docs import render_json, render_markdown
+    from kpis.registry import catalogue
+
+    if output is OutputFormat.JSON:
+        typer.echo(render_json())
+        return
+    if output is OutputFormat.MARKDOWN:
+        typer.echo(render_markdown(), nl=False)
+        return
+    table = Table("key", "unit", "scopes", "placed by", "formula", show_lines=False)
+    for d in catalogue().values():
+        table.add_row(
+            d.key, d.unit.value, ",".join(s.value for s in d.scopes), d.placed_by, d.formula
+        )
+    Console().print(table)
+
+
+@app.command("compute")
+def compute(
+    from_csv: Annotated[
+        Path, typer.Option("--from-csv", help="Directory with the canonical CSV files.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="KPI output CSV file.")],
+    currency: Annotated[str, typer.Option(help="Corporate currency (ISO code).")] = "EUR",
+    period: Annotated[PeriodOption, typer.Option(help="Period type.")] = PeriodOption.MONTH,
+    timezone: Annotated[str, typer.Option(help="The org's time zone (IANA name).")] = "UTC",
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="'Today' for progress KPIs, YYYY-MM-DD (default: today)."),
+    ] = None,
+    metric: Annotated[
+        list[str] | None, typer.Option("--metric", "-m", help="Only these KPIs (repeatable).")
+    ] = None,
+) -> None:
+    """Compute the KPI catalogue from canonical CSV files (no CRM needed).
+
+    Writes OUT (the KPI rows), OUT.insights.csv and OUT.quarantine.csv (rows left out, with file,
+    line and reason). A missing file or column is an error (exit code 2); a bad row is quarantined
+    and the run goes on.
+    """
+    from kpis.engine import compute_kpis
+    from kpis.settings import KpiSettings, KpiSettingsError, PeriodType
+    from kpis.validate import StructureError, validate_tables
+    from service.csvio import format_values, read_canonical_csv, write_csv
+
+    try:
+        as_of_date = dt.date.fromisoformat(as_of) if as_of else None
+    except ValueError:
+        raise fail(f"--as-of: expected YYYY-MM-DD, got {as_of!r}") from None
+    try:
+        settings = KpiSettings(
+            corporate_currency=currency.upper(),
+            timezone=timezone,
+            period=PeriodType(period.value),
+            as_of=as_of_date,
+        )
+    except KpiSettingsError as exc:
+        raise fail(str(exc)) from None
+    started = time.perf_counter()
+    try:
+        raw = read_canonical_csv(from_csv)
+        validated = validate_tables(raw, settings.corporate_currency)
+        run = compute_kpis(validated.tables, settings, metric or None)
+    except (StructureError, KeyError, ValueError) as exc:
+        raise fail(str(exc).strip("'\"")) from None
+    write_csv(format_values(run.values), out)
+    insights_path = out.with_suffix(".insights.csv")
+    quarantine_path = out.with_suffix(".quarantine.csv")
+    write_csv(
+        run.insights.with_columns(pl.col("period_start", "period_end").dt.to_string("%Y-%m-%d")),
+        insights_path,
+    )
+    write_csv(validated.quarantine, quarantine_path)
+    _print_summary(run, validated.quarantine, out, time.perf_counter() - started)
+
+
+def _print_summary(run: KpiRun, quarantine: pl.DataFrame, out: Path, seconds: float) -> None:
+    values = run.values
+    console.print(
+        f"[green]wrote[/green] {values.height:,} KPI values "
+        f"({values['metric'].n_unique()} KPIs) to {out} in {seconds:.1f} s",
+        highlight=False,
+    )
+    if quarantine.height:
+        console.print(
+            f"[yellow]quarantined[/yellow] {quarantine.height:,} rows "
+            f"(see {out.with_suffix('.quarantine.csv')}):",
+            highlight=False,
+        )
+        counts = quarantine.group_by("table", "reason").len().sort("len", descending=True)
+        for row in counts.head(10).iter_rows(named=True):
+            console.print(f"  {row['table']}: {row['reason']} × {row['len']}", highlight=False)
+    for key, reason in run.unavailable.items():
+        console.print(f"[dim]not computed:[/dim] {key} — {reason}", highlight=False)
+    if run.insights.height:
+        console.print(
+            f"[yellow]insights[/yellow] ({run.insights.height}; "
+            f"see {out.with_suffix('.insights.csv')}):",
+            highlight=False,
+        )
+        for row in run.insights.head(10).iter_rows(named=True):
+            console.print(
+                f"  {row['scope']} {row['subject_id']} {row['period_start']}: {row['message']}",
+                highlight=False,
+            )
 
 
 def _register_subcommands() -> None:
@@ -23,3 +169,7 @@ def _register_subcommands() -> None:
 
 
 _register_subcommands()
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    sys.exit(app())
