@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from kpis.context import KEYS, KpiContext
-from kpis.registry import REGISTRY, Family, Scope, catalogue
+from kpis.registry import Scope, catalogue
 from kpis.settings import KpiSettings
 from kpis.tables import CanonicalTables
 
@@ -149,9 +149,7 @@ def compute_kpis(
             unavailable[key] = str(exc)
     values = pl.concat(frames) if frames else _empty_values()
     scope_order = {Scope.ORG.value: 0, Scope.TEAM.value: 1, Scope.REP.value: 2}
-    families = list(Family)
-    in_catalogue_order = sorted(REGISTRY.values(), key=lambda d: families.index(d.family))
-    order = {d.key: i for i, d in enumerate(in_catalogue_order)}
+    order = {key: i for i, key in enumerate(registry)}
     values = values.sort(
         pl.col("metric").replace_strict(order, return_dtype=pl.Int64),
         pl.col("scope").replace_strict(scope_order, return_dtype=pl.Int64),

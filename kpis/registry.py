@@ -57,8 +57,6 @@ class Family(StrEnum):
 ALL_SCOPES: tuple[Scope, ...] = (Scope.REP, Scope.TEAM, Scope.ORG)
 GROUP_SCOPES: tuple[Scope, ...] = (Scope.TEAM, Scope.ORG)
 
-ComputeFn = "Callable[[KpiContext], pl.DataFrame]"
-
 
 @dataclass(frozen=True)
 class KpiDef:
@@ -133,7 +131,9 @@ def kpi(
 
 
 def catalogue() -> dict[str, KpiDef]:
-    """The full registry, with every catalogue module imported."""
+    """The full registry in catalogue order (by family), every catalogue module imported."""
     import kpis.catalogue  # noqa: F401  (registers the KPIs on import)
 
-    return REGISTRY
+    families = list(Family)
+    ordered = sorted(REGISTRY.values(), key=lambda d: families.index(d.family))
+    return {d.key: d for d in ordered}

@@ -5,13 +5,14 @@ from __future__ import annotations
 import polars as pl
 
 from kpis.catalogue._shape import count_where, rate, total
-from kpis.context import KEYS, KpiContext
+from kpis.context import KEYS, KpiContext, shared
 from kpis.registry import Family, Unit, kpi
 
 _OUTBOUND = pl.col("direction").fill_null("") != "inbound"
 _CALL = (pl.col("kind") == "call") & _OUTBOUND
 
 
+@shared
 def _counts(ctx: KpiContext) -> pl.DataFrame:
     return ctx.rollup_sum(
         ctx.activities,
@@ -88,15 +89,16 @@ def reach_rate(ctx: KpiContext) -> pl.DataFrame:
     return rate(_counts(ctx), "connected", "calls", "calls")
 
 
+@shared
 def _lead_activity(ctx: KpiContext) -> pl.DataFrame:
     """Activities joined to their lead: ``lead_id, occurred_at`` plus the lead's owner and dates."""
     leads = ctx.leads.select(
-        pl.col("id").alias("lead_id"), "owner_id", "created_at", "end_at", "p_created", "p_end"
-    ).unique("lead_id")
+        pl.col("lid").alias("lead_id"), "owner_id", "created_at", "end_at", "p_created", "p_end"
+    )
     acts = ctx.activities.filter(pl.col("lead_id").is_not_null()).select(
         "lead_id", "occurred_at", "date", "period_start"
     )
-    return acts.join(leads, on="lead_id", how="left")
+    return acts.lazy().join(leads.lazy(), on="lead_id", how="left").collect()
 
 
 @kpi(
@@ -113,13 +115,19 @@ def speed_to_lead_minutes(ctx: KpiContext) -> pl.DataFrame:
     """How fast new leads are worked (leads without any activity yet are left out)."""
     first = (
         _lead_activity(ctx)
+        .lazy()
         .filter(pl.col("occurred_at") >= pl.col("created_at"))
-        .group_by("lead_id", "owner_id", "created_at", "p_created")
-        .agg(pl.col("occurred_at").min().alias("first"))
-        .with_columns(
-            minutes=(pl.col("first") - pl.col("created_at")).dt.total_microseconds() / 60e6
+        .group_by("lead_id")
+        .agg(
+            pl.col("occurred_at").min().alias("first"),
+            pl.col("owner_id", "created_at", "p_created").first(),
         )
-        .rename({"p_created": "period_start"})
+        .select(
+            "owner_id",
+            pl.col("p_created").alias("period_start"),
+            minutes=(pl.col("first") - pl.col("created_at")).dt.total_microseconds() / 60e6,
+        )
+        .collect()
     )
     per = ctx.rollup(first, [pl.col("minutes").median().alias("value"), pl.len().alias("records")])
     return per.select(*KEYS, "value", "records")
@@ -147,7 +155,7 @@ def follow_up_attempts(ctx: KpiContext) -> pl.DataFrame:
     )
     ended = (
         ctx.leads.filter(pl.col("p_end").is_not_null())
-        .select(pl.col("id").alias("lead_id"), "owner_id", pl.col("p_end").alias("period_start"))
+        .select(pl.col("lid").alias("lead_id"), "owner_id", pl.col("p_end").alias("period_start"))
         .join(attempts, on="lead_id", how="left")
     )
     per = ctx.rollup_sum(
@@ -196,14 +204,12 @@ def time_per_lead_minutes(ctx: KpiContext) -> pl.DataFrame:
     """Effort per lead; a team counts a lead once however many reps worked it."""
     talk = pl.col("kind").is_in(["call", "meeting"])
     acts = ctx.activities.filter(talk | pl.col("lead_id").is_not_null())
-    per = ctx.rollup(
+    effort = ctx.rollup_sum(
         acts,
-        [
-            pl.col("duration_minutes").filter(talk).sum().alias("minutes"),
-            pl.col("lead_id").drop_nulls().n_unique().alias("leads"),
-            pl.len().alias("records"),
-        ],
+        {"minutes": pl.col("duration_minutes").filter(talk).sum(), "records": pl.len()},
     )
+    leads = ctx.rollup_distinct(acts, "lead_id").rename({"distinct": "leads"})
+    per = effort.join(leads, on=list(KEYS), how="left").with_columns(pl.col("leads").fill_null(0))
     return rate(per, "minutes", "leads", "records", scale=1.0)
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import polars as pl
 
 from kpis.catalogue._shape import count_where, rate
-from kpis.context import KEYS, KpiContext, ratio
+from kpis.context import KEYS, KpiContext, ratio, shared
 from kpis.engine import KpiUnavailable
 from kpis.registry import GROUP_SCOPES, Family, Unit, kpi
 
 
+@shared
 def _new_customers(ctx: KpiContext) -> pl.DataFrame:
     """Per subject: accounts whose first won deal closed in the period, credited to its owner."""
     first = (
@@ -22,6 +23,7 @@ def _new_customers(ctx: KpiContext) -> pl.DataFrame:
     return ctx.rollup_sum(first, {"new": pl.len()})
 
 
+@shared
 def _retention(ctx: KpiContext) -> pl.DataFrame:
     """Per subject: customers active at the period start, and how many still are at its end."""
     start = ctx.active_at_start
@@ -161,14 +163,13 @@ def customer_satisfaction(ctx: KpiContext) -> pl.DataFrame:
     """Only when the CRM has a satisfaction field mapped (column ``csat`` of accounts)."""
     if not ctx.tables.has_column("accounts", "csat"):
         raise KpiUnavailable("no satisfaction field is mapped (accounts have no csat column)")
-    scores = ctx.tables["accounts"].select(pl.col("id").alias("account_id"), "owner_id", "csat")
-    active = ctx.active_at_end.join(
-        scores.filter(pl.col("csat").is_not_null()).unique("account_id"), on="account_id"
-    )
+    scores = ctx.accounts.select("account_id", "owner_id", "csat")
+    active = ctx.active_at_end.join(scores.filter(pl.col("csat").is_not_null()), on="account_id")
     per = ctx.rollup_sum(active, {"total": pl.col("csat").sum(), "n": pl.len()})
     return rate(per, "total", "n", "n", scale=1.0)
 
 
+@shared
 def _cohort_quality(ctx: KpiContext) -> pl.DataFrame:
     leads = ctx.leads.rename({"p_created": "period_start"})
     return ctx.rollup_sum(

@@ -5,10 +5,11 @@ from __future__ import annotations
 import polars as pl
 
 from kpis.catalogue._shape import count_where, rate, total
-from kpis.context import KEYS, KpiContext, ratio
+from kpis.context import KEYS, KpiContext, ratio, shared
 from kpis.registry import Family, Unit, kpi
 
 
+@shared
 def _lead_cohort(ctx: KpiContext) -> pl.DataFrame:
     """Per subject and creation period: leads created and what became of them."""
     leads = ctx.leads.rename({"p_created": "period_start"})
@@ -22,6 +23,7 @@ def _lead_cohort(ctx: KpiContext) -> pl.DataFrame:
     )
 
 
+@shared
 def _qualified(ctx: KpiContext) -> pl.DataFrame:
     leads = ctx.leads.filter(pl.col("p_qualified").is_not_null()).rename(
         {"p_qualified": "period_start"}
@@ -31,6 +33,7 @@ def _qualified(ctx: KpiContext) -> pl.DataFrame:
     )
 
 
+@shared
 def _closed(ctx: KpiContext) -> pl.DataFrame:
     closed = ctx.closed.rename({"p_close": "period_start"})
     return ctx.rollup_sum(
@@ -179,10 +182,13 @@ def win_rate_created(ctx: KpiContext) -> pl.DataFrame:
     return rate(per, "won", "n", "n")
 
 
+@shared
 def _cycles(ctx: KpiContext) -> pl.DataFrame:
     """Per subject and close period: won deals and the days from first contact to close."""
-    lead_start = ctx.leads.select(pl.col("id").alias("lead_id"), pl.col("created_date").alias("ls"))
-    won = ctx.won.join(lead_start.unique("lead_id"), on="lead_id", how="left").with_columns(
+    lead_start = ctx.leads.select(
+        pl.col("lid").alias("lead_id"), pl.col("created_date").alias("ls")
+    )
+    won = ctx.won.join(lead_start, on="lead_id", how="left").with_columns(
         days=(pl.col("close_date") - pl.coalesce("ls", "created_date")).dt.total_days()
     )
     return ctx.rollup_sum(
@@ -228,8 +234,8 @@ def pipeline_velocity(ctx: KpiContext) -> pl.DataFrame:
         open_until=pl.when(pl.col("is_closed")).then(pl.col("close_date")).otherwise(None)
     )
     # Open at the end of a period: created on or before its last day, not closed by then.
-    open_at_end = ctx.covering_periods(opps, "created_date", "open_until", "last_day")
-    opened = ctx.rollup_sum(open_at_end.select("owner_id", "period_start"), {"open": pl.len()})
+    open_at_end = ctx.covering_counts(opps, "created_date", "open_until", "last_day")
+    opened = ctx.rollup_sum(open_at_end, {"open": pl.col("n").sum()})
     parts = [
         ctx.result(key).select(*KEYS, pl.col("value").alias(key))
         for key in ("win_rate", "avg_deal_size", "avg_sales_cycle_days")
@@ -302,6 +308,7 @@ def lead_drop_off_rate(ctx: KpiContext) -> pl.DataFrame:
     return rate(per, "dropped", "ended", "ended")
 
 
+@shared
 def _competed(ctx: KpiContext) -> pl.DataFrame:
     return ctx.closed.filter(pl.col("competitor").is_not_null()).rename(
         {"p_close": "period_start", "competitor": "dimension"}

@@ -5,10 +5,11 @@ from __future__ import annotations
 import polars as pl
 
 from kpis.catalogue._shape import count_where, rate, total
-from kpis.context import KEYS, KpiContext, ratio
+from kpis.context import KEYS, KpiContext, ratio, shared
 from kpis.registry import GROUP_SCOPES, Family, Unit, kpi
 
 
+@shared
 def _won_totals(ctx: KpiContext) -> pl.DataFrame:
     won = ctx.won.rename({"p_close": "period_start"})
     return ctx.rollup_sum(

@@ -7,7 +7,7 @@ import datetime as dt
 import polars as pl
 
 from kpis.catalogue._shape import rate, total
-from kpis.context import KEYS, KpiContext, ratio
+from kpis.context import KEYS, KpiContext, ratio, shared
 from kpis.registry import GROUP_SCOPES, Family, Unit, kpi
 
 
@@ -33,6 +33,7 @@ def quota(ctx: KpiContext) -> pl.DataFrame:
     return total(per, "quota", "rows")
 
 
+@shared
 def _attainment_base(ctx: KpiContext) -> pl.DataFrame:
     """Per subject: revenue and quota of its reps with a quota (reps without count in neither)."""
     return ctx.rollup_sum(

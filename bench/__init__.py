@@ -1,0 +1,1 @@
+"""kpisync benchmarks: ``python -m bench --help``."""

@@ -1,0 +1,26 @@
+"""``python -m bench <name> [options]`` runs one benchmark; ``python -m bench`` lists them."""
+
+from __future__ import annotations
+
+import sys
+
+BENCHMARKS = {
+    "engine": "bench.engine",
+}
+
+
+def main() -> None:
+    if len(sys.argv) < 2 or sys.argv[1] in {"-h", "--help"}:
+        print("usage: python -m bench <benchmark> [--help]\n\nbenchmarks:")
+        for name, module in BENCHMARKS.items():
+            print(f"  {name:<10} {module}")
+        return
+    name, rest = sys.argv[1], sys.argv[2:]
+    if name not in BENCHMARKS:
+        raise SystemExit(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
+    module = __import__(BENCHMARKS[name], fromlist=["main"])
+    module.main(rest)
+
+
+if __name__ == "__main__":
+    main()
