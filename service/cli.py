@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import time
+from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -77,12 +78,22 @@ def compute(
         Path, typer.Option("--from-csv", help="Directory with the canonical CSV files.")
     ],
     out: Annotated[Path, typer.Option("--out", help="KPI output CSV file.")],
-    currency: Annotated[str, typer.Option(help="Corporate currency (ISO code).")] = "EUR",
-    period: Annotated[PeriodOption, typer.Option(help="Period type.")] = PeriodOption.MONTH,
-    timezone: Annotated[str, typer.Option(help="The org's time zone (IANA name).")] = "UTC",
+    settings_file: Annotated[
+        Path | None,
+        typer.Option("--settings", help="Settings file whose [kpi] table gives the defaults."),
+    ] = None,
+    currency: Annotated[
+        str | None, typer.Option(help="Corporate currency (ISO code). [default: EUR]")
+    ] = None,
+    period: Annotated[
+        PeriodOption | None, typer.Option(help="Period type. [default: month]")
+    ] = None,
+    timezone: Annotated[
+        str | None, typer.Option(help="The org's time zone (IANA name). [default: UTC]")
+    ] = None,
     as_of: Annotated[
         str | None,
-        typer.Option("--as-of", help="'Today' for progress KPIs, YYYY-MM-DD (default: today)."),
+        typer.Option("--as-of", help="'Today' for progress KPIs, YYYY-MM-DD. [default: today]"),
     ] = None,
     metric: Annotated[
         list[str] | None, typer.Option("--metric", "-m", help="Only these KPIs (repeatable).")
@@ -95,19 +106,25 @@ def compute(
     and the run goes on.
     """
     from kpis.engine import compute_kpis
-    from kpis.settings import KpiSettings, KpiSettingsError, PeriodType
+    from kpis.settings import KpiSettingsError, PeriodType
     from kpis.validate import StructureError, validate_tables
     from service.csvio import format_values, read_canonical_csv, write_csv
+    from service.settings import Settings, SettingsError, load_settings
 
     try:
-        as_of_date = dt.date.fromisoformat(as_of) if as_of else None
+        base = load_settings(settings_file) if settings_file else Settings()
+    except SettingsError as exc:
+        raise fail(str(exc)) from None
+    try:
+        as_of_date = dt.date.fromisoformat(as_of) if as_of else dt.date.today()
     except ValueError:
         raise fail(f"--as-of: expected YYYY-MM-DD, got {as_of!r}") from None
     try:
-        settings = KpiSettings(
-            corporate_currency=currency.upper(),
-            timezone=timezone,
-            period=PeriodType(period.value),
+        settings = replace(
+            base.kpi,
+            corporate_currency=(currency or base.kpi.corporate_currency).upper(),
+            timezone=timezone or base.kpi.timezone,
+            period=PeriodType(period.value) if period else base.kpi.period,
             as_of=as_of_date,
         )
     except KpiSettingsError as exc:
@@ -128,6 +145,31 @@ def compute(
     )
     write_csv(validated.quarantine, quarantine_path)
     _print_summary(run, validated.quarantine, out, time.perf_counter() - started)
+
+
+@app.command("demo")
+def demo(
+    out: Annotated[
+        Path, typer.Option(help="Directory for the sample org's CSVs and its KPIs.")
+    ] = Path("kpisync-demo"),
+    size: Annotated[
+        str, typer.Option(help="small, medium, large, or a number of opportunities.")
+    ] = "small",
+    seed: Annotated[int, typer.Option(help="Seed of the generated org.")] = 1,
+) -> None:
+    """Run kpisync end to end on a generated sample org and print the KPI summary.
+
+    Generates a realistic org (reps in a team tree, leads, deals in several currencies, activities,
+    quotas), writes it as canonical CSVs, computes every KPI for every rep, team and the org, and
+    prints the headline numbers per team and rep.
+    """
+    from service.demo import run_demo
+
+    chosen: str | int = int(size) if size.isdigit() else size
+    try:
+        run_demo(out, chosen, seed, Console())
+    except ValueError as exc:
+        raise fail(str(exc)) from None
 
 
 def _print_summary(run: KpiRun, quarantine: pl.DataFrame, out: Path, seconds: float) -> None:
