@@ -94,6 +94,14 @@ def compute_one(ctx: KpiContext, key: str) -> pl.DataFrame:
         rows = rows.with_columns(pl.col("records").fill_null(0)).join(periods, on="period_start")
         if definition.empty_is_zero:
             rows = rows.with_columns(pl.col("value").fill_null(0.0))
+    if definition.is_ratio and definition.blank_when_no_records:
+        nothing = (pl.col("records") == 0) & pl.col("denominator").fill_null(0).eq(0)
+        rows = rows.with_columns(
+            [
+                pl.when(~nothing).then(pl.col(c)).alias(c)
+                for c in ("value", "numerator", "denominator")
+            ]
+        )
     unit = definition.unit.render(ctx.settings.corporate_currency)
     return rows.with_columns(metric=pl.lit(key), unit=pl.lit(unit)).select(
         [pl.col(c).cast(t) for c, t in OUTPUT_SCHEMA.items()]

@@ -82,6 +82,10 @@ class KpiDef:
     empty_is_zero: bool = False
     by_dimension: str | None = None
     records: str = ""
+    # A ratio over no records and with a zero denominator reports no numerator or denominator
+    # either (there is nothing to show); KPIs built from other KPIs' values or from the calendar
+    # keep theirs.
+    blank_when_no_records: bool = True
 
 
 REGISTRY: dict[str, KpiDef] = {}
@@ -101,6 +105,7 @@ def kpi(
     is_ratio: bool = False,
     empty_is_zero: bool = False,
     by_dimension: str | None = None,
+    blank_when_no_records: bool = True,
 ) -> Callable[[Callable[[KpiContext], pl.DataFrame]], Callable[[KpiContext], pl.DataFrame]]:
     """Declare a KPI; the decorated function's docstring is its description."""
 
@@ -124,6 +129,7 @@ def kpi(
             empty_is_zero=empty_is_zero,
             by_dimension=by_dimension,
             records=records,
+            blank_when_no_records=blank_when_no_records,
         )
         return fn
 

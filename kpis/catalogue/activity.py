@@ -10,6 +10,7 @@ from kpis.registry import Family, Unit, kpi
 
 _OUTBOUND = pl.col("direction").fill_null("") != "inbound"
 _CALL = (pl.col("kind") == "call") & _OUTBOUND
+_TALK = pl.col("kind").is_in(["call", "meeting"])
 
 
 @shared
@@ -21,6 +22,8 @@ def _counts(ctx: KpiContext) -> pl.DataFrame:
             "connected": count_where(_CALL & (pl.col("outcome") == "connected")),
             "emails": count_where((pl.col("kind") == "email") & _OUTBOUND),
             "meetings": count_where(pl.col("kind") == "meeting"),
+            "talk_minutes": pl.col("duration_minutes").filter(_TALK).sum(),
+            "effort_records": count_where(_TALK | pl.col("lead_id").is_not_null()),
         },
     )
 
@@ -178,11 +181,17 @@ def follow_up_attempts(ctx: KpiContext) -> pl.DataFrame:
 def over_contacted_leads(ctx: KpiContext) -> pl.DataFrame:
     """Seed 004 warns against contacting a lead more than four times a day."""
     limit = ctx.settings.over_contact_per_day
+    # The owner follows from the lead, so it is attached after the (small) filter, not grouped on.
     days = (
-        _lead_activity(ctx)
-        .group_by("lead_id", "owner_id", "date", "period_start")
-        .agg(pl.len().alias("n"))
+        ctx.activities.lazy()
+        .filter(pl.col("lead_id").is_not_null())
+        .group_by("lead_id", "date")
+        .agg(pl.len().alias("n"), pl.col("period_start").first())
         .filter(pl.col("n") > limit)
+        .collect()
+        .join(
+            ctx.leads.select(pl.col("lid").alias("lead_id"), "owner_id"), on="lead_id", how="left"
+        )
     )
     per_lead = days.group_by("lead_id", "owner_id", "period_start").agg(pl.col("n").sum())
     per = ctx.rollup_sum(per_lead, {"leads": pl.len(), "acts": pl.col("n").sum()})
@@ -202,14 +211,14 @@ def over_contacted_leads(ctx: KpiContext) -> pl.DataFrame:
 )
 def time_per_lead_minutes(ctx: KpiContext) -> pl.DataFrame:
     """Effort per lead; a team counts a lead once however many reps worked it."""
-    talk = pl.col("kind").is_in(["call", "meeting"])
-    acts = ctx.activities.filter(talk | pl.col("lead_id").is_not_null())
-    effort = ctx.rollup_sum(
-        acts,
-        {"minutes": pl.col("duration_minutes").filter(talk).sum(), "records": pl.len()},
+    with_lead = ctx.activities.filter(pl.col("lead_id").is_not_null())
+    leads = ctx.rollup_distinct(with_lead, "lead_id").rename({"distinct": "leads"})
+    per = (
+        _counts(ctx)
+        .join(leads, on=list(KEYS), how="left")
+        .with_columns(pl.col("leads").fill_null(0))
+        .rename({"talk_minutes": "minutes", "effort_records": "records"})
     )
-    leads = ctx.rollup_distinct(acts, "lead_id").rename({"distinct": "leads"})
-    per = effort.join(leads, on=list(KEYS), how="left").with_columns(pl.col("leads").fill_null(0))
     return rate(per, "minutes", "leads", "records", scale=1.0)
 
 
@@ -229,9 +238,12 @@ def engagement(ctx: KpiContext) -> pl.DataFrame:
     """Activities per active customer per month, credited to the account owner."""
     active = ctx.active_at_end.join(ctx.account_owner, on="account_id", how="left")
     touches = (
-        ctx.activities.filter(pl.col("account_id").is_not_null())
+        ctx.activities.lazy()
+        .select("account_id", "period_start")
+        .join(active.lazy().select("account_id", "period_start"), on=["account_id", "period_start"])
         .group_by("account_id", "period_start")
         .agg(pl.len().alias("acts"))
+        .collect()
     )
     accounts = active.join(touches, on=["account_id", "period_start"], how="left")
     per = ctx.rollup_sum(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from kpis.catalogue._shape import count_where, rate
+from kpis.catalogue.funnel import _lead_cohort
 from kpis.context import KEYS, KpiContext, ratio, shared
 from kpis.engine import KpiUnavailable
 from kpis.registry import GROUP_SCOPES, Family, Unit, kpi
@@ -107,6 +108,7 @@ def retention_rate(ctx: KpiContext) -> pl.DataFrame:
     seeds="000 001",
     records="won opportunities with an account",
     is_ratio=True,
+    blank_when_no_records=False,
 )
 def clv(ctx: KpiContext) -> pl.DataFrame:
     """Undefined when nobody churned in the period (the lifespan is then unbounded)."""
@@ -169,20 +171,6 @@ def customer_satisfaction(ctx: KpiContext) -> pl.DataFrame:
     return rate(per, "total", "n", "n", scale=1.0)
 
 
-@shared
-def _cohort_quality(ctx: KpiContext) -> pl.DataFrame:
-    leads = ctx.leads.rename({"p_created": "period_start"})
-    return ctx.rollup_sum(
-        leads,
-        {
-            "created": pl.len(),
-            "qualified": count_where(pl.col("qualified_at").is_not_null()),
-            "scored": count_where(pl.col("score").is_not_null()),
-            "score_sum": pl.col("score").sum(),
-        },
-    )
-
-
 @kpi(
     "lead_quality",
     label="Lead quality",
@@ -196,7 +184,7 @@ def _cohort_quality(ctx: KpiContext) -> pl.DataFrame:
 )
 def lead_quality(ctx: KpiContext) -> pl.DataFrame:
     """qualified_leads / leads_created taken over one cohort, so it stays within 0..100."""
-    return rate(_cohort_quality(ctx), "qualified", "created", "created")
+    return rate(_lead_cohort(ctx), "qualified_ever", "created", "created")
 
 
 @kpi(
@@ -212,4 +200,4 @@ def lead_quality(ctx: KpiContext) -> pl.DataFrame:
 )
 def lead_score_avg(ctx: KpiContext) -> pl.DataFrame:
     """Where the CRM scores leads."""
-    return rate(_cohort_quality(ctx), "score_sum", "scored", "scored", scale=1.0)
+    return rate(_lead_cohort(ctx), "score_sum", "scored", "scored", scale=1.0)

@@ -19,6 +19,9 @@ def _lead_cohort(ctx: KpiContext) -> pl.DataFrame:
             "created": pl.len(),
             "converted": count_where(pl.col("converted_at").is_not_null()),
             "customers": count_where(pl.col("converted_won")),
+            "qualified_ever": count_where(pl.col("qualified_at").is_not_null()),
+            "scored": count_where(pl.col("score").is_not_null()),
+            "score_sum": pl.col("score").sum(),
         },
     )
 
@@ -30,6 +33,15 @@ def _qualified(ctx: KpiContext) -> pl.DataFrame:
     )
     return ctx.rollup_sum(
         leads, {"qualified": pl.len(), "qualified_won": count_where(pl.col("converted_won"))}
+    )
+
+
+@shared
+def _created(ctx: KpiContext) -> pl.DataFrame:
+    """Per subject and creation period: opportunities created and how many were won."""
+    return ctx.rollup_sum(
+        ctx.opportunities.rename({"p_created": "period_start"}),
+        {"n": pl.len(), "won": count_where(pl.col("is_won"))},
     )
 
 
@@ -141,8 +153,7 @@ def qualified_lead_conversion_rate(ctx: KpiContext) -> pl.DataFrame:
 )
 def opportunities_created(ctx: KpiContext) -> pl.DataFrame:
     """New pipeline, by count."""
-    per = ctx.rollup_sum(ctx.opportunities.rename({"p_created": "period_start"}), {"n": pl.len()})
-    return total(per, "n", "n")
+    return total(_created(ctx), "n", "n")
 
 
 @kpi(
@@ -175,11 +186,7 @@ def win_rate(ctx: KpiContext) -> pl.DataFrame:
 )
 def win_rate_created(ctx: KpiContext) -> pl.DataFrame:
     """Seed 000's 'closed deals / opportunities created'."""
-    per = ctx.rollup_sum(
-        ctx.opportunities.rename({"p_created": "period_start"}),
-        {"n": pl.len(), "won": count_where(pl.col("is_won"))},
-    )
-    return rate(per, "won", "n", "n")
+    return rate(_created(ctx), "won", "n", "n")
 
 
 @shared

@@ -118,6 +118,7 @@ def monthly_sales_progress(ctx: KpiContext) -> pl.DataFrame:
     seeds="000",
     records="none (calendar)",
     is_ratio=True,
+    blank_when_no_records=False,
 )
 def monthly_sales_expected(ctx: KpiContext) -> pl.DataFrame:
     """Where progress should be if sales came in evenly over the period."""
