@@ -6,6 +6,7 @@ import sys
 
 BENCHMARKS = {
     "engine": "bench.engine",
+    "engine_choice": "bench.engine_choice",
 }
 
 
@@ -18,8 +19,9 @@ def main() -> None:
     name, rest = sys.argv[1], sys.argv[2:]
     if name not in BENCHMARKS:
         raise SystemExit(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
-    module = __import__(BENCHMARKS[name], fromlist=["main"])
-    module.main(rest)
+    import importlib
+
+    importlib.import_module(BENCHMARKS[name]).main(rest)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ class KpiSettings:
     """Business choices for the catalogue (see ``settings.example.toml`` ``[kpi]``).
 
     ``as_of`` is "today" for the KPIs that compare with a point in time
-    (``monthly_sales_progress``); the caller supplies it so the engine stays pure.
+    (``monthly_sales_progress``); the caller supplies it so the engine stays pure. Without it the
+    last day of the data's last period serves.
     """
 
     corporate_currency: str = "EUR"

@@ -70,7 +70,7 @@ def _closed(ctx: KpiContext) -> pl.DataFrame:
     empty_is_zero=True,
 )
 def leads_created(ctx: KpiContext) -> pl.DataFrame:
-    """New leads (Salesforce leads; HubSpot contacts entering the lead stage or later)."""
+    """New leads (CRM lead records, or contacts entering the lead stage or later)."""
     return total(_lead_cohort(ctx), "created", "created")
 
 

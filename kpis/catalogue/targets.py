@@ -68,7 +68,8 @@ def quota_attainment(ctx: KpiContext) -> pl.DataFrame:
 
 def _to_date(ctx: KpiContext) -> pl.DataFrame:
     """Per period: the exclusive end of "to date" (as_of + 1 day, capped at the period end)."""
-    as_of = ctx.settings.as_of or dt.date.today()
+    # Pure: "today" comes from the caller; without it, the last day of the data serves.
+    as_of: dt.date = ctx.settings.as_of or ctx.period_frame["last_day"][-1]
     frame = ctx.period_frame.filter(pl.col("period_start") <= as_of)
     return frame.with_columns(
         to_date_end=pl.min_horizontal(pl.col("period_end"), pl.lit(as_of + dt.timedelta(days=1)))
