@@ -135,12 +135,24 @@ def validate_table(name: str, raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataF
     )
     reasons = pl.concat_str(_problems(name, columns), separator="; ", ignore_nulls=True)
     frame = frame.with_columns(__reason=pl.when(reasons != "").then(reasons))
-    if "id" in columns:
-        first_line = pl.col("__line").min().over("__id")
-        duplicate = pl.col("__id").is_not_null() & (pl.col("__line") != first_line)
+    # A record is identified by its id; a rate by its currency and start (two rates for one day
+    # would make the result depend on row order). Later duplicates are quarantined.
+    natural_key = (
+        ["id"] if "id" in columns else (["currency", "start_date"] if name == "fx_rates" else [])
+    )
+    if natural_key:
+        parsed_key = [f"__{c}" for c in natural_key]
+        # The first row that is otherwise good wins, so a bad first copy does not take the rest.
+        first_line = (
+            pl.when(pl.col("__reason").is_null()).then(pl.col("__line")).min().over(parsed_key)
+        )
+        duplicate = pl.all_horizontal(pl.col(parsed_key).is_not_null()) & (
+            pl.col("__line") != first_line
+        )
+        label = "id" if natural_key == ["id"] else "rate for this currency and start_date"
         frame = frame.with_columns(
-            __reason=pl.when(duplicate)
-            .then(pl.format("duplicate id (first on line {})", first_line))
+            __reason=pl.when(duplicate & pl.col("__reason").is_null())
+            .then(pl.format(f"duplicate {label} (first on line {{}})", first_line))
             .otherwise(pl.col("__reason"))
         )
     schema = spec.schema(with_optional=True)
