@@ -650,15 +650,23 @@ class KpiContext:
         additive sum); only items shared by several owners are de-duplicated through the
         membership, which keeps the join small.
         """
-        pairs = frame.filter(pl.col(item).is_not_null()).select("owner_id", item, *keys).unique()
-        owners = pl.col("owner_id").n_unique().over([item, *keys])
-        pairs = pairs.with_columns(_shared=owners > 1)
+        pairs = (
+            frame.lazy()
+            .filter(pl.col(item).is_not_null())
+            .select("owner_id", item, *keys)
+            .unique()
+            .collect()
+        )
+        owners = pairs.group_by(item, *keys).agg(pl.len().alias("_owners"))
         single = self.rollup_sum(
-            pairs.filter(~pl.col("_shared")), {"distinct": pl.len()}, keys, [Scope.REP, Scope.TEAM]
+            owners.filter(pl.col("_owners") == 1).join(pairs, on=[item, *keys]),
+            {"distinct": pl.len()},
+            keys,
+            [Scope.REP, Scope.TEAM],
         )
         members = self.membership.drop("scope")
         shared_items = (
-            pairs.filter(pl.col("_shared"))
+            pairs.join(owners.filter(pl.col("_owners") > 1), on=[item, *keys], how="semi")
             .join(members, on="owner_id")
             .select("sc", item, *keys)
             .unique()
@@ -668,9 +676,7 @@ class KpiContext:
             .select("scope", "subject_id", *keys, "distinct")
         )
         org = (
-            pairs.select(item, *keys)
-            .unique()
-            .group_by(list(keys))
+            owners.group_by(list(keys))
             .agg(pl.len().alias("distinct"))
             .with_columns(scope=pl.lit(Scope.ORG.value), subject_id=pl.lit("org"))
         )
@@ -678,20 +684,51 @@ class KpiContext:
         both = both.group_by("scope", "subject_id", *keys).agg(pl.col("distinct").sum())
         return pl.concat([both, org.select(both.columns)], how="vertical_relaxed")
 
-    def _active_on(self, day_column: str) -> pl.DataFrame:
-        """``account_id, period_start`` for accounts that are customers on ``day_column``."""
-        active = self.covering_periods(
-            self.customer_spans, "active_from", "active_until", day_column
+    @cached_property
+    def customer_periods(self) -> pl.DataFrame:
+        """``account_id, period_start, at_start, at_end, owner_id``: is each account a customer
+        on the period's first day, on its last day (one row per account and period it is either)."""
+        spans = self.customer_spans
+        starts = self.period_frame["period_start"]
+        ends = self.period_frame["last_day"]
+        until = spans.select(pl.col("active_until").fill_null(dt.date(9999, 12, 31)))[
+            "active_until"
+        ]
+        # Index ranges [lo, hi) of the periods whose first / last day the span covers.
+        bounds = spans.select("account_id").with_columns(
+            s_lo=starts.search_sorted(spans["active_from"], side="left").cast(pl.Int64),
+            s_hi=starts.search_sorted(until, side="left").cast(pl.Int64),
+            e_lo=ends.search_sorted(spans["active_from"], side="left").cast(pl.Int64),
+            e_hi=ends.search_sorted(until, side="left").cast(pl.Int64),
         )
-        return active.select("account_id", "period_start").unique()
+        lo = pl.min_horizontal("s_lo", "e_lo")
+        hi = pl.max_horizontal("s_hi", "e_hi")
+        index = self.period_frame.select(
+            pl.int_range(pl.len(), dtype=pl.Int64).alias("_i"), "period_start"
+        )
+        flags = (
+            bounds.lazy()
+            .filter(hi > lo)
+            .with_columns(_i=pl.int_ranges(lo, hi, dtype=pl.Int64))
+            .explode("_i")
+            .group_by("account_id", "_i")
+            .agg(
+                at_start=((pl.col("_i") >= pl.col("s_lo")) & (pl.col("_i") < pl.col("s_hi"))).any(),
+                at_end=((pl.col("_i") >= pl.col("e_lo")) & (pl.col("_i") < pl.col("e_hi"))).any(),
+            )
+            .join(index.lazy(), on="_i")
+            .drop("_i")
+            .collect()
+        )
+        return flags.join(self.account_owner, on="account_id", how="left")
 
     @cached_property
     def active_at_start(self) -> pl.DataFrame:
-        return self._active_on("period_start")
+        return self.customer_periods.filter(pl.col("at_start")).select("account_id", "period_start")
 
     @cached_property
     def active_at_end(self) -> pl.DataFrame:
-        return self._active_on("last_day")
+        return self.customer_periods.filter(pl.col("at_end")).select("account_id", "period_start")
 
     @cached_property
     def accounts(self) -> pl.DataFrame:

@@ -48,6 +48,9 @@ INSIGHT_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
+_SCOPE_ORDER = {Scope.ORG.value: 0, Scope.TEAM.value: 1, Scope.REP.value: 2}
+
+
 class KpiUnavailable(Exception):
     """Raised by a KPI whose source data the org does not have (e.g. no satisfaction field)."""
 
@@ -103,6 +106,8 @@ def compute_one(ctx: KpiContext, key: str) -> pl.DataFrame:
             ]
         )
     unit = definition.unit.render(ctx.settings.corporate_currency)
+    scope_order = pl.col("scope").replace_strict(_SCOPE_ORDER, return_dtype=pl.Int8)
+    rows = rows.sort(scope_order, "subject_id", "period_start", "dimension", nulls_last=False)
     return rows.with_columns(metric=pl.lit(key), unit=pl.lit(unit)).select(
         [pl.col(c).cast(t) for c, t in OUTPUT_SCHEMA.items()]
     )
@@ -141,8 +146,8 @@ def compute_kpis(
 ) -> KpiRun:
     """Compute the catalogue (or the named ``metrics``) for every rep, team and the org."""
     registry = catalogue()
-    keys = list(registry) if metrics is None else metrics
-    unknown = [k for k in keys if k not in registry]
+    keys = list(registry) if metrics is None else [k for k in registry if k in metrics]
+    unknown = [k for k in (metrics or []) if k not in registry]
     if unknown:
         raise KeyError(f"unknown KPI(s): {', '.join(unknown)}")
     ctx = KpiContext(tables, settings)
@@ -155,15 +160,7 @@ def compute_kpis(
             frames.append(ctx.result(key))
         except KpiUnavailable as exc:
             unavailable[key] = str(exc)
+    # Each KPI's rows come sorted (small sorts), and KPIs run in catalogue order, so the
+    # concatenation is in output order without sorting millions of rows at the end.
     values = pl.concat(frames) if frames else _empty_values()
-    scope_order = {Scope.ORG.value: 0, Scope.TEAM.value: 1, Scope.REP.value: 2}
-    order = {key: i for i, key in enumerate(registry)}
-    values = values.sort(
-        pl.col("metric").replace_strict(order, return_dtype=pl.Int64),
-        pl.col("scope").replace_strict(scope_order, return_dtype=pl.Int64),
-        "subject_id",
-        "period_start",
-        "dimension",
-        nulls_last=False,
-    )
     return KpiRun(values, _insights(ctx, values), unavailable)

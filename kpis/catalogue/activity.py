@@ -116,15 +116,14 @@ def _lead_activity(ctx: KpiContext) -> pl.DataFrame:
 )
 def speed_to_lead_minutes(ctx: KpiContext) -> pl.DataFrame:
     """How fast new leads are worked (leads without any activity yet are left out)."""
+    leads = ctx.leads.select(pl.col("lid").alias("lead_id"), "owner_id", "created_at", "p_created")
     first = (
         _lead_activity(ctx)
         .lazy()
         .filter(pl.col("occurred_at") >= pl.col("created_at"))
         .group_by("lead_id")
-        .agg(
-            pl.col("occurred_at").min().alias("first"),
-            pl.col("owner_id", "created_at", "p_created").first(),
-        )
+        .agg(pl.col("occurred_at").min().alias("first"))
+        .join(leads.lazy(), on="lead_id")
         .select(
             "owner_id",
             pl.col("p_created").alias("period_start"),
@@ -236,11 +235,16 @@ def time_per_lead_minutes(ctx: KpiContext) -> pl.DataFrame:
 )
 def engagement(ctx: KpiContext) -> pl.DataFrame:
     """Activities per active customer per month, credited to the account owner."""
-    active = ctx.active_at_end.join(ctx.account_owner, on="account_id", how="left")
+    active = ctx.customer_periods.filter(pl.col("at_end")).select(
+        "account_id", "period_start", "owner_id"
+    )
+    # Cut the activities to customer accounts on the account alone first (one cheap key), then
+    # count per account and period and match the periods on the small result.
+    customers = active.select("account_id").unique()
     touches = (
         ctx.activities.lazy()
         .select("account_id", "period_start")
-        .join(active.lazy().select("account_id", "period_start"), on=["account_id", "period_start"])
+        .join(customers.lazy(), on="account_id", how="semi")
         .group_by("account_id", "period_start")
         .agg(pl.len().alias("acts"))
         .collect()

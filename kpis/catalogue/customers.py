@@ -27,13 +27,7 @@ def _new_customers(ctx: KpiContext) -> pl.DataFrame:
 @shared
 def _retention(ctx: KpiContext) -> pl.DataFrame:
     """Per subject: customers active at the period start, and how many still are at its end."""
-    start = ctx.active_at_start
-    end = ctx.active_at_end.with_columns(still=pl.lit(True))
-    cohort = (
-        start.join(end, on=["account_id", "period_start"], how="left")
-        .join(ctx.account_owner, on="account_id", how="left")
-        .with_columns(pl.col("still").fill_null(False))
-    )
+    cohort = ctx.customer_periods.filter(pl.col("at_start")).rename({"at_end": "still"})
     return ctx.rollup_sum(
         cohort,
         {
