@@ -22,8 +22,16 @@ def counts_run() -> KpiRun:
     org = base()
     a = org.activity
     at = "2025-03-10T10:00:00Z"
-    a("A1", owner="R1", kind="call", direction="outbound", outcome="connected", duration=10,
-      lead="L1", at=at)
+    a(
+        "A1",
+        owner="R1",
+        kind="call",
+        direction="outbound",
+        outcome="connected",
+        duration=10,
+        lead="L1",
+        at=at,
+    )
     a("A2", owner="R1", kind="call", outcome="no_answer", duration=5, at=at)  # no direction
     a("A3", owner="R1", kind="call", direction="inbound", outcome="connected", duration=20, at=at)
     a("A4", owner="R2", kind="call", direction="outbound", outcome="connected", at=at)
@@ -33,8 +41,16 @@ def counts_run() -> KpiRun:
     a("A8", owner="R2", kind="meeting", direction="inbound", duration=30, lead="L2", at=at)
     a("A9", owner="R1", kind="meeting", direction="outbound", duration=60, account="ACC1", at=at)
     a("A10", owner="R1", kind="task", lead="L1", duration=15, at=at)
-    a("A11", owner="X9", kind="call", direction="outbound", outcome="connected", duration=7,
-      lead="L3", at=at)  # unknown owner: org only
+    a(
+        "A11",
+        owner="X9",
+        kind="call",
+        direction="outbound",
+        outcome="connected",
+        duration=7,
+        lead="L3",
+        at=at,
+    )  # unknown owner: org only
     return org.run()
 
 
@@ -194,13 +210,28 @@ def engagement_org() -> OrgBuilder:
     org.account("ACC3", owner="R2")
     o = org.opp
     # ACC1: contract from Jan 1, open-ended, closed Jan 10 -> active from Jan 10
-    o("W1", owner="R1", account="ACC1", close="2025-01-10", won=True, amount=100,
-      contract_start="2025-01-01")
+    o(
+        "W1",
+        owner="R1",
+        account="ACC1",
+        close="2025-01-10",
+        won=True,
+        amount=100,
+        contract_start="2025-01-01",
+    )
     # ACC2: no contract, status customer -> active from its first won close Feb 15
     o("W2", owner="R1", account="ACC2", close="2025-02-15", won=True, amount=100)
     # ACC3: contract Jan 1 .. Mar 15 (exclusive)
-    o("W3", owner="R2", account="ACC3", close="2025-01-05", won=True, amount=100,
-      contract_start="2025-01-01", contract_end="2025-03-15")
+    o(
+        "W3",
+        owner="R2",
+        account="ACC3",
+        close="2025-01-05",
+        won=True,
+        amount=100,
+        contract_start="2025-01-01",
+        contract_end="2025-03-15",
+    )
     a = org.activity
     a(owner="R1", account="ACC1", at="2025-03-02T10:00:00Z")
     a(owner="R2", account="ACC1", kind="email", at="2025-03-03T10:00:00Z")  # any owner

@@ -30,12 +30,35 @@ def retention_org() -> OrgBuilder:
     org.account("C1", owner="R1", csat=8).account("C2", owner="R1", csat=6)
     org.account("C3", owner="R2", csat=10).account("C4", owner="R2", status="customer")
     o = org.opp
-    o("K1", owner="R1", account="C1", close="2025-01-10", won=True, amount=1000,
-      contract_start="2025-01-01", contract_end="2025-03-15")
-    o("K2", owner="R1", account="C2", close="2024-12-20", won=True, amount=500,
-      contract_start="2025-01-01")
-    o("K3", owner="R2", account="C3", close="2025-01-20", won=True, amount=300,
-      contract_start="2025-02-01", contract_end="2025-02-28")
+    o(
+        "K1",
+        owner="R1",
+        account="C1",
+        close="2025-01-10",
+        won=True,
+        amount=1000,
+        contract_start="2025-01-01",
+        contract_end="2025-03-15",
+    )
+    o(
+        "K2",
+        owner="R1",
+        account="C2",
+        close="2024-12-20",
+        won=True,
+        amount=500,
+        contract_start="2025-01-01",
+    )
+    o(
+        "K3",
+        owner="R2",
+        account="C3",
+        close="2025-01-20",
+        won=True,
+        amount=300,
+        contract_start="2025-02-01",
+        contract_end="2025-02-28",
+    )
     o("K4", owner="R2", account="C4", close="2025-01-05", won=True, amount=200)
     o("K5", owner="R2", account="C4", close="2025-02-10", won=True, amount=600)
     org.activity(owner="R1", at="2025-03-20T10:00:00Z")  # span up to March
@@ -188,12 +211,10 @@ def test_cac_without_new_customers_is_undefined() -> None:
 def lead_quality_org() -> OrgBuilder:
     org = base()
     ld = org.lead
-    ld("Q1", owner="R1", created="2025-01-03T10:00:00Z", qualified="2025-02-10T10:00:00Z",
-       score=80)
+    ld("Q1", owner="R1", created="2025-01-03T10:00:00Z", qualified="2025-02-10T10:00:00Z", score=80)
     ld("Q2", owner="R1", created="2025-01-04T10:00:00Z", score=60)
     ld("Q3", owner="R2", created="2025-01-05T10:00:00Z", qualified="2025-01-15T10:00:00Z")
-    ld("Q4", owner="R2", created="2025-01-06T10:00:00Z", qualified="2025-03-01T10:00:00Z",
-       score=40)
+    ld("Q4", owner="R2", created="2025-01-06T10:00:00Z", qualified="2025-03-01T10:00:00Z", score=40)
     ld("Q5", owner="R1", created="2025-02-06T10:00:00Z")
     return org
 

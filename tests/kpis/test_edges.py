@@ -137,16 +137,17 @@ def test_currency_rate_change_inside_a_month() -> None:
     org.fx("USD", "2025-01-01", 1.10).fx("USD", "2025-03-16", 1.25).fx("GBP", "2025-01-01", 0.8)
     o = org.opp
     created = "2024-12-01T10:00:00Z"
-    o("O1", owner="R1", created=created, close="2025-03-10", won=True, amount=1100,
-      currency="USD")
-    o("O2", owner="R1", created=created, close="2025-03-16", won=True, amount=1250,
-      currency="USD")  # on the day the new rate starts
-    o("O3", owner="R1", created=created, close="2025-03-15", won=True, amount=1100,
-      currency="USD")  # the day before
-    o("O4", owner="R1", created=created, close="2025-03-20", won=True, amount=800,
-      currency="GBP")
-    o("O5", owner="R1", created=created, close="2024-12-15", won=True, amount=1100,
-      currency="USD")  # before the first rate: the earliest row (1.10)
+    o("O1", owner="R1", created=created, close="2025-03-10", won=True, amount=1100, currency="USD")
+    o(
+        "O2", owner="R1", created=created, close="2025-03-16", won=True, amount=1250, currency="USD"
+    )  # on the day the new rate starts
+    o(
+        "O3", owner="R1", created=created, close="2025-03-15", won=True, amount=1100, currency="USD"
+    )  # the day before
+    o("O4", owner="R1", created=created, close="2025-03-20", won=True, amount=800, currency="GBP")
+    o(
+        "O5", owner="R1", created=created, close="2024-12-15", won=True, amount=1100, currency="USD"
+    )  # before the first rate: the earliest row (1.10)
     run = org.run()
     # O1 1100/1.10 = 1000; O2 1250/1.25 = 1000; O3 1100/1.10 = 1000; O4 800/0.8 = 1000
     row = value(run, "revenue", "rep", "R1", MAR)
@@ -195,10 +196,12 @@ def test_records_exactly_on_period_boundaries() -> None:
 def tz_org() -> OrgBuilder:
     org = OrgBuilder().rep("R1")
     org.lead("L1", owner="R1", created="2025-01-31T23:30:00Z")
-    org.opp("O1", owner="R1", created="2025-01-31T23:30:00Z", close="2025-02-11", won=True,
-            amount=100)
-    org.opp("O2", owner="R1", created="2025-01-10T10:00:00Z", close="2025-01-31", won=True,
-            amount=7)  # a close DATE is used as it is, in any time zone
+    org.opp(
+        "O1", owner="R1", created="2025-01-31T23:30:00Z", close="2025-02-11", won=True, amount=100
+    )
+    org.opp(
+        "O2", owner="R1", created="2025-01-10T10:00:00Z", close="2025-01-31", won=True, amount=7
+    )  # a close DATE is used as it is, in any time zone
     # 22:30Z on Mar 31 is 00:30 on Apr 1 in Amsterdam (CEST, UTC+2, since Mar 30)
     org.activity(owner="R1", at="2025-03-31T22:30:00Z")
     return org
@@ -303,9 +306,9 @@ def test_seasonality_split_of_an_annual_quota() -> None:
     row = value(run, "quota", "rep", "R1", MAR)
     assert row["value"] == pytest.approx(20_000.0) and row["records"] == 1
     assert val(run, "quota", "rep", "R1", "2025-12-01") == pytest.approx(40_000.0)
-    total = run.values.filter(
-        (pl.col("metric") == "quota") & (pl.col("scope") == "rep")
-    )["value"].sum()
+    total = run.values.filter((pl.col("metric") == "quota") & (pl.col("scope") == "rep"))[
+        "value"
+    ].sum()
     assert total == pytest.approx(240_000.0)
     # quarters: Q1 10000 + 10000 + 20000 = 40000; Q4 20000 + 20000 + 40000 = 80000
     run_q = org.run(settings(seasonality=SEASONS, period=PeriodType.QUARTER))
@@ -339,42 +342,75 @@ def raw(table: str, rows: list[dict[str, str | None]]) -> pl.DataFrame:
 
 
 def test_validation_quarantines_bad_rows_and_the_rest_computes() -> None:
-    good = {"owner_id": "R1", "created_at": "2025-02-01T10:00:00Z", "is_closed": "true",
-            "is_won": "true", "close_date": "2025-03-10", "amount": "1100", "currency": "USD"}
-    opps = raw("opportunities", [
-        {**good, "id": "O1"},                                    # line 2: good, 1000 EUR
-        {**good, "id": "O2", "close_date": "2025-13-40"},        # line 3: malformed date
-        {**good, "id": "O3", "currency": "XYZ"},                 # line 4: unknown currency
-        {**good, "id": "O4", "is_closed": "false"},              # line 5: won, not closed
-        {**good, "id": "O1", "amount": "9999"},                  # line 6: duplicated id
-        {**good, "id": "O5", "amount": "500", "currency": "EUR"},  # line 7: good
-        {**good, "id": "O6", "amount": "abc"},                   # line 8: bad number
-    ])
-    leads = raw("leads", [
-        {"id": "L1", "owner_id": "R1", "created_at": "yesterday"},       # line 2
-        {"id": "L2", "owner_id": "R1", "created_at": "2025-03-02T10:00:00Z"},
-    ])
-    quotas = raw("quotas", [
-        {"owner_id": "R1", "period_start": "2025-03-01", "period_end": "2025-04-01",
-         "amount": "100", "currency": "ABC"},                            # line 2
-        {"owner_id": "R1", "period_start": "2025-03-01", "period_end": "2025-04-01",
-         "amount": "200"},
-    ])
+    good = {
+        "owner_id": "R1",
+        "created_at": "2025-02-01T10:00:00Z",
+        "is_closed": "true",
+        "is_won": "true",
+        "close_date": "2025-03-10",
+        "amount": "1100",
+        "currency": "USD",
+    }
+    opps = raw(
+        "opportunities",
+        [
+            {**good, "id": "O1"},  # line 2: good, 1000 EUR
+            {**good, "id": "O2", "close_date": "2025-13-40"},  # line 3: malformed date
+            {**good, "id": "O3", "currency": "XYZ"},  # line 4: unknown currency
+            {**good, "id": "O4", "is_closed": "false"},  # line 5: won, not closed
+            {**good, "id": "O1", "amount": "9999"},  # line 6: duplicated id
+            {**good, "id": "O5", "amount": "500", "currency": "EUR"},  # line 7: good
+            {**good, "id": "O6", "amount": "abc"},  # line 8: bad number
+        ],
+    )
+    leads = raw(
+        "leads",
+        [
+            {"id": "L1", "owner_id": "R1", "created_at": "yesterday"},  # line 2
+            {"id": "L2", "owner_id": "R1", "created_at": "2025-03-02T10:00:00Z"},
+        ],
+    )
+    quotas = raw(
+        "quotas",
+        [
+            {
+                "owner_id": "R1",
+                "period_start": "2025-03-01",
+                "period_end": "2025-04-01",
+                "amount": "100",
+                "currency": "ABC",
+            },  # line 2
+            {
+                "owner_id": "R1",
+                "period_start": "2025-03-01",
+                "period_end": "2025-04-01",
+                "amount": "200",
+            },
+        ],
+    )
     tables = {
         "reps": raw("reps", [{"id": "R1", "team_id": "T1"}]),
         "teams": raw("teams", [{"id": "T1"}]),
         "opportunities": opps,
         "leads": leads,
         "quotas": quotas,
-        "fx_rates": raw("fx_rates", [{"currency": "USD", "start_date": "2025-01-01",
-                                      "rate": "1.10"}]),
+        "fx_rates": raw(
+            "fx_rates", [{"currency": "USD", "start_date": "2025-01-01", "rate": "1.10"}]
+        ),
     }
     validated = validate_tables(tables, "EUR")
-    q = {(r["table"], r["line"]): (r["id"], r["reason"])
-         for r in validated.quarantine.iter_rows(named=True)}
+    q = {
+        (r["table"], r["line"]): (r["id"], r["reason"])
+        for r in validated.quarantine.iter_rows(named=True)
+    }
     assert set(q) == {
-        ("opportunities.csv", 3), ("opportunities.csv", 4), ("opportunities.csv", 5),
-        ("opportunities.csv", 6), ("opportunities.csv", 8), ("leads.csv", 2), ("quotas.csv", 2),
+        ("opportunities.csv", 3),
+        ("opportunities.csv", 4),
+        ("opportunities.csv", 5),
+        ("opportunities.csv", 6),
+        ("opportunities.csv", 8),
+        ("leads.csv", 2),
+        ("quotas.csv", 2),
     }
     assert q[("opportunities.csv", 3)][0] == "O2"
     assert "close_date" in q[("opportunities.csv", 3)][1]

@@ -17,30 +17,95 @@ def funnel_org() -> OrgBuilder:
     org = OrgBuilder().team("T1").rep("R1", team="T1").rep("R2", team="T1")
     org.fx("USD", "2025-01-01", 1.10)
     ld = org.lead
-    ld("L1", owner="R1", created="2025-01-05T10:00:00Z", qualified="2025-01-10T10:00:00Z",
-       converted="2025-01-20T10:00:00Z", opp="OL1")
-    ld("L2", owner="R1", created="2025-01-06T10:00:00Z", qualified="2025-02-03T10:00:00Z",
-       converted="2025-02-10T10:00:00Z", opp="OL2")
+    ld(
+        "L1",
+        owner="R1",
+        created="2025-01-05T10:00:00Z",
+        qualified="2025-01-10T10:00:00Z",
+        converted="2025-01-20T10:00:00Z",
+        opp="OL1",
+    )
+    ld(
+        "L2",
+        owner="R1",
+        created="2025-01-06T10:00:00Z",
+        qualified="2025-02-03T10:00:00Z",
+        converted="2025-02-10T10:00:00Z",
+        opp="OL2",
+    )
     ld("L3", owner="R1", created="2025-01-07T10:00:00Z", disqualified="2025-01-15T10:00:00Z")
     ld("L4", owner="R2", created="2025-01-08T10:00:00Z")
-    ld("L5", owner="R2", created="2025-02-02T10:00:00Z", qualified="2025-02-05T10:00:00Z",
-       converted="2025-02-20T10:00:00Z", opp="OL3")
+    ld(
+        "L5",
+        owner="R2",
+        created="2025-02-02T10:00:00Z",
+        qualified="2025-02-05T10:00:00Z",
+        converted="2025-02-20T10:00:00Z",
+        opp="OL3",
+    )
     # converted in Jan, disqualified in Feb: its end is the disqualification (Feb)
-    ld("L6", owner="R2", created="2025-01-09T10:00:00Z", converted="2025-01-25T10:00:00Z",
-       disqualified="2025-02-12T10:00:00Z")
+    ld(
+        "L6",
+        owner="R2",
+        created="2025-01-09T10:00:00Z",
+        converted="2025-01-25T10:00:00Z",
+        disqualified="2025-02-12T10:00:00Z",
+    )
     o = org.opp
-    o("OL1", owner="R1", lead="L1", created="2025-01-20T09:00:00Z", close="2025-02-14",
-      won=True, amount=1000, competitor="Acme", competitor_price=800)
-    o("OL2", owner="R1", lead="L2", created="2025-02-10T09:00:00Z", close="2025-02-25",
-      closed=True, amount=500, competitor="Acme")
-    o("OL3", owner="R2", lead="L5", created="2025-02-20T09:00:00Z", close="2025-04-15",
-      amount=800)  # open
-    o("O4", owner="R2", created="2025-01-30T09:00:00Z", close="2025-02-19", won=True,
-      amount=3000, competitor="Beta", competitor_price=3500)
-    o("O5", owner="R2", lead="LX", created="2025-02-01T09:00:00Z", close="2025-02-11",
-      won=True, amount=2000)  # LX is not in leads: cycle from the opp's creation
-    o("O6", owner="R1", created="2025-01-15T09:00:00Z", close="2025-01-31", closed=True,
-      amount=1100, currency="USD", competitor="Acme", competitor_price=990)
+    o(
+        "OL1",
+        owner="R1",
+        lead="L1",
+        created="2025-01-20T09:00:00Z",
+        close="2025-02-14",
+        won=True,
+        amount=1000,
+        competitor="Acme",
+        competitor_price=800,
+    )
+    o(
+        "OL2",
+        owner="R1",
+        lead="L2",
+        created="2025-02-10T09:00:00Z",
+        close="2025-02-25",
+        closed=True,
+        amount=500,
+        competitor="Acme",
+    )
+    o(
+        "OL3", owner="R2", lead="L5", created="2025-02-20T09:00:00Z", close="2025-04-15", amount=800
+    )  # open
+    o(
+        "O4",
+        owner="R2",
+        created="2025-01-30T09:00:00Z",
+        close="2025-02-19",
+        won=True,
+        amount=3000,
+        competitor="Beta",
+        competitor_price=3500,
+    )
+    o(
+        "O5",
+        owner="R2",
+        lead="LX",
+        created="2025-02-01T09:00:00Z",
+        close="2025-02-11",
+        won=True,
+        amount=2000,
+    )  # LX is not in leads: cycle from the opp's creation
+    o(
+        "O6",
+        owner="R1",
+        created="2025-01-15T09:00:00Z",
+        close="2025-01-31",
+        closed=True,
+        amount=1100,
+        currency="USD",
+        competitor="Acme",
+        competitor_price=990,
+    )
     return org
 
 

@@ -88,8 +88,11 @@ def orgs(draw: st.DrawFn) -> Org:
     owners = [*rep_team, "X9"]  # X9 is not in reps.csv
     accounts = [f"A{i}" for i in range(4)]
     for acc in accounts[:3]:  # A3 is not in accounts.csv
-        org.account(acc, owner=draw(st.sampled_from(owners)),
-                    status=draw(st.sampled_from(["customer", None])))
+        org.account(
+            acc,
+            owner=draw(st.sampled_from(owners)),
+            status=draw(st.sampled_from(["customer", None])),
+        )
     org.fx("USD", "2025-01-01", draw(st.sampled_from([0.8, 1.1, 1.25])))
     # a second rate from a later day (two rows on one start date would be ambiguous input)
     org.fx("USD", _date(0, draw(st.integers(1, 179))), draw(st.sampled_from([0.9, 1.2, 2.0])))
@@ -161,14 +164,22 @@ def orgs(draw: st.DrawFn) -> Org:
         start = dt.date(2025, month, 1)
         end_month = month + months
         end = dt.date(2025 + (end_month - 1) // 12, (end_month - 1) % 12 + 1, 1)
-        org.quota(draw(st.sampled_from(owners)), start.isoformat(), end.isoformat(),
-                  float(draw(st.integers(0, 6000))),
-                  currency=draw(st.sampled_from(["EUR", "USD", None])))
+        org.quota(
+            draw(st.sampled_from(owners)),
+            start.isoformat(),
+            end.isoformat(),
+            float(draw(st.integers(0, 6000))),
+            currency=draw(st.sampled_from(["EUR", "USD", None])),
+        )
 
     for _ in range(draw(st.integers(0, 2))):
         start_minute = draw(MINUTES)
-        org.cost(_date(start_minute), _date(start_minute, draw(st.integers(1, 90))),
-                 float(draw(st.integers(0, 3000))), team=draw(st.sampled_from([*parent, None])))
+        org.cost(
+            _date(start_minute),
+            _date(start_minute, draw(st.integers(1, 90))),
+            float(draw(st.integers(0, 3000))),
+            team=draw(st.sampled_from([*parent, None])),
+        )
     return Org(org, parent, rep_team)
 
 
@@ -254,8 +265,16 @@ def test_permuting_input_rows_changes_nothing(org: Org, seed: int) -> None:
     assert len(first) == len(second)
     for a, b in zip(first, second, strict=True):
         where = (a["metric"], a["scope"], a["subject_id"], a["period_start"], a["dimension"])
-        for column in ("metric", "scope", "subject_id", "period_start", "dimension", "unit",
-                       "period_end", "records"):
+        for column in (
+            "metric",
+            "scope",
+            "subject_id",
+            "period_start",
+            "dimension",
+            "unit",
+            "period_end",
+            "records",
+        ):
             assert a[column] == b[column], (where, column, a[column], b[column])
         for column in ("value", "numerator", "denominator"):
             assert _close(a[column], b[column]), (where, column, a[column], b[column])

@@ -25,20 +25,76 @@ def results_org() -> OrgBuilder:
     org.fx("USD", "2025-01-01", 1.10).fx("USD", "2025-03-16", 1.25)
     org.account("A1", owner="R1").account("A2", owner="R2").account("A3")
     o = org.opp
-    o("O1", owner="R1", created="2025-01-05T10:00:00Z", close="2025-03-10", won=True,
-      amount=1100, currency="USD", account="A1", type="new_business", cost=550)
-    o("O2", owner="R1", created="2025-02-01T10:00:00Z", close="2025-03-20", won=True,
-      amount=1250, currency="USD", account="A1", type="upsell")
-    o("O3", owner="R2", created="2025-02-10T10:00:00Z", close="2025-03-05", won=True,
-      amount=3000, currency="EUR", account="A2", cost=2250)
-    o("O4", owner="R2", created="2025-02-15T10:00:00Z", close="2025-02-20", won=True,
-      amount=2000, currency=None)  # empty currency = corporate; no account
-    o("O5", owner="R2", created="2025-02-16T10:00:00Z", close="2025-03-12", closed=True,
-      amount=5000, currency="EUR", cost=100)  # lost: counts in no results KPI
-    o("O6", owner="R1", created="2025-02-17T10:00:00Z", close="2025-04-30", amount=9999,
-      type="upsell")  # open, future close date: no revenue, does not stretch the span
-    o("O7", owner="X9", created="2025-03-01T10:00:00Z", close="2025-03-15", won=True,
-      amount=500, account="A3")
+    o(
+        "O1",
+        owner="R1",
+        created="2025-01-05T10:00:00Z",
+        close="2025-03-10",
+        won=True,
+        amount=1100,
+        currency="USD",
+        account="A1",
+        type="new_business",
+        cost=550,
+    )
+    o(
+        "O2",
+        owner="R1",
+        created="2025-02-01T10:00:00Z",
+        close="2025-03-20",
+        won=True,
+        amount=1250,
+        currency="USD",
+        account="A1",
+        type="upsell",
+    )
+    o(
+        "O3",
+        owner="R2",
+        created="2025-02-10T10:00:00Z",
+        close="2025-03-05",
+        won=True,
+        amount=3000,
+        currency="EUR",
+        account="A2",
+        cost=2250,
+    )
+    o(
+        "O4",
+        owner="R2",
+        created="2025-02-15T10:00:00Z",
+        close="2025-02-20",
+        won=True,
+        amount=2000,
+        currency=None,
+    )  # empty currency = corporate; no account
+    o(
+        "O5",
+        owner="R2",
+        created="2025-02-16T10:00:00Z",
+        close="2025-03-12",
+        closed=True,
+        amount=5000,
+        currency="EUR",
+        cost=100,
+    )  # lost: counts in no results KPI
+    o(
+        "O6",
+        owner="R1",
+        created="2025-02-17T10:00:00Z",
+        close="2025-04-30",
+        amount=9999,
+        type="upsell",
+    )  # open, future close date: no revenue, does not stretch the span
+    o(
+        "O7",
+        owner="X9",
+        created="2025-03-01T10:00:00Z",
+        close="2025-03-15",
+        won=True,
+        amount=500,
+        account="A3",
+    )
     # Costs: T2 1000 in March; org-wide 900 over Jan..Mar (90 days = 10/day).
     org.cost("2025-03-01", "2025-04-01", 1000, team="T2")
     org.cost("2025-01-01", "2025-04-01", 900)
@@ -204,19 +260,50 @@ def test_mrr_snapshot_on_last_day() -> None:
     org.fx("USD", "2025-01-01", 1.10).fx("USD", "2025-03-16", 1.25)
     o = org.opp
     # M1: closed Jan 20, 110 USD/month at the close-date rate 1.10 = 100; contract Feb 1..Apr 1
-    o("M1", owner="R1", created="2025-01-02T00:00:00Z", close="2025-01-20", won=True,
-      currency="USD", mrr=110, contract_start="2025-02-01", contract_end="2025-04-01")
+    o(
+        "M1",
+        owner="R1",
+        created="2025-01-02T00:00:00Z",
+        close="2025-01-20",
+        won=True,
+        currency="USD",
+        mrr=110,
+        contract_start="2025-02-01",
+        contract_end="2025-04-01",
+    )
     # M2: closed on Mar 31 (last day), contract from Mar 1, open-ended: 50
-    o("M2", owner="R2", created="2025-01-03T00:00:00Z", close="2025-03-31", won=True,
-      mrr=50, contract_start="2025-03-01")
+    o(
+        "M2",
+        owner="R2",
+        created="2025-01-03T00:00:00Z",
+        close="2025-03-31",
+        won=True,
+        mrr=50,
+        contract_start="2025-03-01",
+    )
     # M3: no contract_start -> never; M4 lost -> never
     o("M3", owner="R2", created="2025-01-03T00:00:00Z", close="2025-01-10", won=True, mrr=40)
-    o("M4", owner="R1", created="2025-01-03T00:00:00Z", close="2025-01-10", closed=True,
-      mrr=999, contract_start="2025-01-01")
+    o(
+        "M4",
+        owner="R1",
+        created="2025-01-03T00:00:00Z",
+        close="2025-01-10",
+        closed=True,
+        mrr=999,
+        contract_start="2025-01-01",
+    )
     # M5: contract ends Feb 28 (exclusive) and closed Feb 10: not active on Jan 31 (not closed
     # yet) nor on Feb 28 (ended)
-    o("M5", owner="R1", created="2025-01-03T00:00:00Z", close="2025-02-10", won=True,
-      mrr=30, contract_start="2025-01-01", contract_end="2025-02-28")
+    o(
+        "M5",
+        owner="R1",
+        created="2025-01-03T00:00:00Z",
+        close="2025-02-10",
+        won=True,
+        mrr=30,
+        contract_start="2025-01-01",
+        contract_end="2025-02-28",
+    )
     # a lost deal in April stretches the span to April
     o("M6", owner="R1", created="2025-01-03T00:00:00Z", close="2025-04-15", closed=True)
     run = org.run()

@@ -1,0 +1,129 @@
+"""Columnar record storage for the sandbox org.
+
+Each sObject keeps its seeded rows in one polars DataFrame (``base``) — a million opportunities
+are a few columns of Arrow memory, not a million Python dicts — plus a small overlay of rows
+created or edited since the seed.  ``Table.frame()`` merges the two (cached until the next
+write), so queries always run as vectorised polars expressions over one frame.  Deleted rows stay
+in the table with ``IsDeleted = true`` (the recycle bin) so ``queryAll`` and ``getDeleted`` see
+them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+
+from sandbox.salesforce.schema import FieldDef, ObjectDef
+
+
+def conform(frame: pl.DataFrame | None, obj: ObjectDef) -> pl.DataFrame:
+    """``frame`` with exactly the object's columns, in schema order, with the schema's dtypes."""
+    schema = obj.schema()
+    if frame is None:
+        return pl.DataFrame(schema=schema)
+    cols = []
+    for name, dtype in schema.items():
+        if name in frame.columns:
+            cols.append(pl.col(name).cast(dtype))
+        else:
+            cols.append(pl.lit(None, dtype=dtype).alias(name))
+    return frame.select(cols)
+
+
+class Table:
+    """Rows of one sObject: seeded base frame + overlay of created/edited rows."""
+
+    def __init__(self, obj: ObjectDef, base: pl.DataFrame | None = None) -> None:
+        self.obj = obj
+        self.base = conform(base, obj)
+        self.edited: dict[str, dict[str, Any]] = {}  # base rows changed since seed
+        self.created: dict[str, dict[str, Any]] = {}  # rows created since seed (in order)
+        #: Recycle bin: id → deletion time (rows stay in the table with IsDeleted=true).
+        self.deleted: dict[str, datetime] = {}
+        self._frame: pl.DataFrame | None = None
+        self.lock = threading.RLock()
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self.base.height + len(self.created)
+
+    def frame(self) -> pl.DataFrame:
+        """All rows (including recycle-bin rows) as one frame; cached until the next write."""
+        with self.lock:
+            if self._frame is not None:
+                return self._frame
+            schema = self.obj.schema()
+            frame = self.base
+            if self.edited:
+                edits = pl.DataFrame(list(self.edited.values()), schema=schema, orient="row")
+                frame = frame.update(edits, on="Id", include_nulls=True)
+            if self.created:
+                new = pl.DataFrame(list(self.created.values()), schema=schema, orient="row")
+                frame = pl.concat([frame, new], how="vertical")
+            self._frame = frame
+            return frame
+
+    def get_many(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Current rows by id (missing ids are left out)."""
+        wanted = list(dict.fromkeys(ids))
+        out: dict[str, dict[str, Any]] = {}
+        with self.lock:
+            rest = []
+            for i in wanted:
+                row = self.created.get(i) or self.edited.get(i)
+                if row is not None:
+                    out[i] = dict(row)
+                else:
+                    rest.append(i)
+            if rest:
+                for row in self.base.filter(pl.col("Id").is_in(rest)).iter_rows(named=True):
+                    out[row["Id"]] = row
+        return out
+
+    def get(self, record_id: str) -> dict[str, Any] | None:
+        return self.get_many([record_id]).get(record_id)
+
+    def find(self, field: str, value: Any) -> list[dict[str, Any]]:
+        """Rows (not deleted) whose ``field`` equals ``value`` (external-id lookups)."""
+        frame = self.frame()
+        hits = frame.filter((pl.col(field) == value) & ~pl.col("IsDeleted"))
+        return list(hits.iter_rows(named=True))
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def insert(self, row: dict[str, Any]) -> None:
+        with self.lock:
+            full = {name: row.get(name) for name in self.obj.fields}
+            self.created[str(full["Id"])] = full
+            self._frame = None
+
+    def put(self, row: dict[str, Any]) -> None:
+        """Store a full, changed copy of an existing row."""
+        with self.lock:
+            rid = row["Id"]
+            full = {name: row.get(name) for name in self.obj.fields}
+            if rid in self.created:
+                self.created[rid] = full
+            else:
+                self.edited[rid] = full
+            self._frame = None
+
+    def add_column(self, f: FieldDef) -> None:
+        with self.lock:
+            self.base = self.base.with_columns(pl.lit(None, dtype=f.dtype).alias(f.name))
+            for row in (*self.edited.values(), *self.created.values()):
+                row.setdefault(f.name, None)
+            self._frame = None
+
+    def drop_column(self, name: str) -> None:
+        with self.lock:
+            if name in self.base.columns:
+                self.base = self.base.drop(name)
+            for row in (*self.edited.values(), *self.created.values()):
+                row.pop(name, None)
+            self._frame = None

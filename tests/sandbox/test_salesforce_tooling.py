@@ -1,0 +1,147 @@
+"""Tooling API custom objects/fields with field-level security, and the analytics reports API."""
+
+from __future__ import annotations
+
+import pytest
+from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceResourceNotFound
+
+from sandbox.salesforce.testing import SalesforceSandbox
+
+
+def _grant(sf: Salesforce, salesforce: SalesforceSandbox, field: str) -> None:
+    """FLS the way an admin script does it: a permission set, its field permission, assignment."""
+    ps = sf.PermissionSet.create({"Name": "KPI_Writeback", "Label": "KPI Writeback"})
+    sf.FieldPermissions.create(
+        {
+            "ParentId": ps["id"],
+            "SobjectType": field.split(".")[0],
+            "Field": field,
+            "PermissionsRead": True,
+            "PermissionsEdit": True,
+        }
+    )
+    sf.PermissionSetAssignment.create(
+        {"PermissionSetId": ps["id"], "AssigneeId": salesforce.app.auth.user_id}
+    )
+
+
+def test_custom_field_is_invisible_until_fls_is_granted(
+    sf: Salesforce, salesforce: SalesforceSandbox
+) -> None:
+    res = sf.toolingexecute(
+        "sobjects/CustomField",
+        method="POST",
+        data={
+            "FullName": "Opportunity.Win_Score__c",
+            "Metadata": {"label": "Win Score", "type": "Number", "precision": 8, "scale": 2},
+        },
+    )
+    assert res["success"] is True and res["id"].startswith("00N")
+    assert "Win_Score__c" not in {f["name"] for f in sf.Opportunity.describe()["fields"]}
+    with pytest.raises(SalesforceMalformedRequest) as exc:
+        sf.query("SELECT Win_Score__c FROM Opportunity LIMIT 1")
+    assert exc.value.content[0]["errorCode"] == "INVALID_FIELD"
+    found = sf.toolingexecute(
+        "query/?q=SELECT+Id,DeveloperName,TableEnumOrId+FROM+CustomField"
+        "+WHERE+DeveloperName='Win_Score'"
+    )
+    assert found["totalSize"] == 1 and found["records"][0]["TableEnumOrId"] == "Opportunity"
+
+    _grant(sf, salesforce, "Opportunity.Win_Score__c")
+    described = {f["name"]: f for f in sf.Opportunity.describe()["fields"]}
+    assert described["Win_Score__c"]["type"] == "double" and described["Win_Score__c"]["custom"]
+    opp = salesforce.canonical["opportunities"]["id"][0]
+    sf.Opportunity.update(opp, {"Win_Score__c": 0.75})
+    got = sf.query(f"SELECT Win_Score__c FROM Opportunity WHERE Id = '{opp}'")
+    assert got["records"][0]["Win_Score__c"] == 0.75
+
+    meta = sf.toolingexecute(f"sobjects/CustomField/{res['id']}")
+    assert meta["FullName"] == "Opportunity.Win_Score__c" and meta["Metadata"]["type"] == "Number"
+    sf.toolingexecute(f"sobjects/CustomField/{res['id']}", method="DELETE")
+    with pytest.raises(SalesforceMalformedRequest):
+        sf.query("SELECT Win_Score__c FROM Opportunity LIMIT 1")
+
+
+def test_custom_object_with_fields_and_a_report(
+    sf: Salesforce, salesforce: SalesforceSandbox
+) -> None:
+    obj = sf.toolingexecute(
+        "sobjects/CustomObject",
+        method="POST",
+        data={
+            "FullName": "KPI_Value__c",
+            "Metadata": {
+                "label": "KPI Value",
+                "pluralLabel": "KPI Values",
+                "nameField": {"label": "KPI Value Name", "type": "Text"},
+                "deploymentStatus": "Deployed",
+                "sharingModel": "ReadWrite",
+            },
+        },
+    )
+    assert obj["id"].startswith("01I")
+    for name, mtype in (("Value__c", "Number"), ("Metric__c", "Text"), ("Key__c", "Text")):
+        meta = {"label": name[:-3], "type": mtype}
+        if name == "Key__c":
+            meta.update(externalId=True, unique=True, length=80)
+        sf.toolingexecute(
+            "sobjects/CustomField",
+            method="POST",
+            data={"FullName": f"KPI_Value__c.{name}", "Metadata": meta},
+        )
+        _grant(sf, salesforce, f"KPI_Value__c.{name}")
+    assert "KPI_Value__c" in {o["name"] for o in sf.describe()["sobjects"]}
+    kpi = sf.KPI_Value__c
+    r = kpi.upsert(
+        "Key__c/win_rate|org|2024-01",
+        {"Name": "Win rate", "Metric__c": "win_rate", "Value__c": 0.31},
+        raw_response=True,
+    )
+    assert r.status_code == 201
+    assert sf.query("SELECT Name, Value__c FROM KPI_Value__c")["records"][0]["Value__c"] == 0.31
+
+    report = sf.restful(
+        "analytics/reports",
+        method="POST",
+        json={
+            "reportMetadata": {
+                "name": "KPI values",
+                "reportFormat": "TABULAR",
+                "reportType": {"type": "KPI_Value__c"},
+                "detailColumns": [
+                    "KPI_Value__c.Name",
+                    "KPI_Value__c.Metric__c",
+                    "KPI_Value__c.Value__c",
+                ],
+            }
+        },
+    )
+    rid = report["reportMetadata"]["id"]
+    assert rid.startswith("00O")
+    listed = sf.restful("analytics/reports")
+    assert rid in [x["id"] for x in listed]
+    described = sf.restful(f"analytics/reports/{rid}/describe")
+    assert described["reportMetadata"]["name"] == "KPI values"
+    run = sf.restful(f"analytics/reports/{rid}")
+    cells = run["factMap"]["T!T"]["rows"][0]["dataCells"]
+    assert [c["value"] for c in cells] == ["Win rate", "win_rate", 0.31]
+    assert (
+        sf.query(f"SELECT Name FROM Report WHERE Id = '{rid}'")["records"][0]["Name"]
+        == "KPI values"
+    )
+    with pytest.raises(SalesforceMalformedRequest):
+        sf.restful(
+            "analytics/reports",
+            method="POST",
+            json={
+                "reportMetadata": {
+                    "name": "broken",
+                    "reportType": {"type": "KPI_Value__c"},
+                    "detailColumns": ["KPI_Value__c.Nope__c"],
+                }
+            },
+        )
+    sf.restful(f"analytics/reports/{rid}", method="DELETE")
+    with pytest.raises(SalesforceResourceNotFound):
+        sf.restful(f"analytics/reports/{rid}/describe")
