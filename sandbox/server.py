@@ -218,7 +218,7 @@ class _Handler(BaseHTTPRequestHandler):
             response = sandbox._control(app, request)
         else:
             response, fault = self._crm_call(app, request)
-        self._send(response, drop=fault.drop_connection, head=request.method == "HEAD")
+        # Logged before the answer goes out: once a client holds the answer, the log has it.
         if not split.path.startswith(CONTROL_PREFIX):
             fired = fault.describe()
             if request.faults is not None:
@@ -236,6 +236,7 @@ class _Handler(BaseHTTPRequestHandler):
                     "faults": fired,
                 }
             )
+        self._send(response, drop=fault.drop_connection, head=request.method == "HEAD")
 
     def _crm_call(self, app: CrmApp, request: Request) -> tuple[Response, RequestFault]:
         injector = self.server.sandbox.faults

@@ -208,6 +208,9 @@ def _register_subcommands() -> None:
     from sandbox.cli import app as sandbox_app
 
     app.add_typer(sandbox_app, name="sandbox")
+    from service.sync_commands import register
+
+    register(app)
 
 
 _register_subcommands()

@@ -2,16 +2,45 @@
 
 An error names the key and the file. Unknown keys are errors too, so a typo never silently falls
 back to a default.
+
+Sections: ``[kpi]``, ``[mappings.<crm>]``, ``[connections.NAME]`` (``crm = "salesforce"`` or
+``"hubspot"``, URLs, client id; every secret — ``client_secret``, ``refresh_token``,
+``access_token``, ``private_key`` — from ``<key>_env`` (an environment variable) or
+``<key>_file`` (a file; for JWT the key file is ``private_key_file``); a literal value is accepted
+only because ``kpisync sandbox serve --write-settings`` writes throwaway sandbox credentials),
+``[store] url`` (default ``sqlite:///kpisync.db``) and ``[sync]`` (defaults of every
+connection's sync options, which a connection may override). Secrets are :class:`Secret` values
+that never print. Which file: ``--settings FILE``, else ``$KPISYNC_SETTINGS``, else
+``./settings.toml`` (:func:`settings_path`).
 """
 
 from __future__ import annotations
 
+import os
 import tomllib
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from connectors.config import ConnectionConfig, Secret, SyncOptions
 from kpis.settings import KpiSettings, KpiSettingsError, PeriodType
+
+__all__ = [
+    "ConnectionConfig",
+    "Secret",
+    "Settings",
+    "SettingsError",
+    "StoreSettings",
+    "SyncOptions",
+    "load_settings",
+    "parse_settings",
+    "settings_path",
+]
+
+DEFAULT_SETTINGS_FILE = Path("settings.toml")
+SETTINGS_ENV = "KPISYNC_SETTINGS"
+DEFAULT_STORE_URL = "sqlite:///kpisync.db"
 
 
 class SettingsError(ValueError):
@@ -25,10 +54,28 @@ class SettingsError(ValueError):
 
 
 @dataclass(frozen=True)
+class StoreSettings:
+    url: str = DEFAULT_STORE_URL
+
+
+@dataclass(frozen=True)
 class Settings:
     kpi: KpiSettings = field(default_factory=KpiSettings)
     mappings: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: Path | None = None
+    connections: dict[str, ConnectionConfig] = field(default_factory=dict)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    sync: SyncOptions = field(default_factory=SyncOptions)
+
+    def connection(self, name: str | None) -> list[ConnectionConfig]:
+        """The named connection, or every connection when ``name`` is None."""
+        if name is None:
+            return list(self.connections.values())
+        if name not in self.connections:
+            known = ", ".join(self.connections) or "none"
+            raise SettingsError(self.source, f"connections.{name}",
+                                f"no such connection (configured: {known})")  # fmt: skip
+        return [self.connections[name]]
 
 
 _KPI_TYPES: dict[str, tuple[type, ...]] = {
@@ -40,7 +87,7 @@ _KPI_TYPES: dict[str, tuple[type, ...]] = {
     "quota_hit_insight_pct": (int, float),
     "over_contact_per_day": (int,),
 }
-_TOP_LEVEL = {"kpi", "mappings", "connections", "service", "writeback", "store"}
+_TOP_LEVEL = {"kpi", "mappings", "connections", "service", "writeback", "store", "sync"}
 
 
 def _kpi_settings(path: Path | None, table: dict[str, Any]) -> KpiSettings:
@@ -72,20 +119,190 @@ def _kpi_settings(path: Path | None, table: dict[str, Any]) -> KpiSettings:
         raise SettingsError(path, key, problem) from None
 
 
-def parse_settings(data: dict[str, Any], path: Path | None = None) -> Settings:
+def _table(path: Path | None, key: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise SettingsError(path, key, "expected a table")
+    return value
+
+
+_SYNC_FIELDS = {f.name: f for f in fields(SyncOptions)}
+
+
+def _sync_options(
+    path: Path | None, prefix: str, table: Mapping[str, Any], base: SyncOptions
+) -> SyncOptions:
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        default = getattr(base, key)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise SettingsError(path, f"{prefix}.{key}", f"expected a number, got {value!r}")
+        if isinstance(default, int) and not isinstance(value, int):
+            raise SettingsError(path, f"{prefix}.{key}", f"expected an integer, got {value!r}")
+        if value < 0:
+            raise SettingsError(path, f"{prefix}.{key}", "must not be negative")
+        values[key] = float(value) if isinstance(default, float) else value
+    if "budget_share" in values and not 0 < values["budget_share"] <= 1:
+        raise SettingsError(path, f"{prefix}.budget_share", "expected a share in (0, 1]")
+    if values.get("retry_attempts") == 0:
+        raise SettingsError(path, f"{prefix}.retry_attempts", "expected at least 1")
+    return replace(base, **values)
+
+
+_SECRETS = ("client_secret", "refresh_token", "access_token", "private_key")
+_TEXT_KEYS = {"instance_url", "token_url", "base_url", "auth", "client_id", "username",
+              "jwt_audience", "api_version", "ca_bundle"}  # fmt: skip
+_AUTHS = {
+    "salesforce": ("client_credentials", "jwt", "refresh_token"),
+    "hubspot": ("private_app", "refresh_token"),
+}
+
+
+def _secret(
+    path: Path | None, prefix: str, name: str, table: Mapping[str, Any], env: Mapping[str, str]
+) -> Secret | None:
+    given = [k for k in (name, f"{name}_env", f"{name}_file") if k in table]
+    if len(given) > 1:
+        raise SettingsError(path, f"{prefix}.{given[1]}", f"give only one of {', '.join(given)}")
+    if not given:
+        return None
+    key = given[0]
+    value = table[key]
+    if not isinstance(value, str) or not value:
+        raise SettingsError(path, f"{prefix}.{key}", "expected a non-empty string")
+    if key.endswith("_env"):
+        if value not in env:
+            raise SettingsError(path, f"{prefix}.{key}", f"environment variable {value} is not set")
+        return Secret(env[value])
+    if key.endswith("_file"):
+        file = Path(value).expanduser()
+        if not file.is_absolute() and path is not None:
+            file = path.parent / file
+        try:
+            return Secret(file.read_text(encoding="utf-8").strip())
+        except OSError as exc:
+            problem = f"cannot read {file}: {exc.strerror}"
+            raise SettingsError(path, f"{prefix}.{key}", problem) from None
+    return Secret(value)
+
+
+def _connection(
+    path: Path | None, name: str, table: Mapping[str, Any], sync: SyncOptions,
+    env: Mapping[str, str],
+) -> ConnectionConfig:  # fmt: skip
+    prefix = f"connections.{name}"
+    crm = table.get("crm")
+    if crm not in _AUTHS:
+        raise SettingsError(path, f"{prefix}.crm", f"expected salesforce or hubspot, got {crm!r}")
+    secret_keys = {f"{s}{sfx}" for s in _SECRETS for sfx in ("", "_env", "_file")}
+    texts: dict[str, Any] = {}
+    options: dict[str, Any] = {}
+    for key, value in table.items():
+        if key == "crm" or key in secret_keys:
+            continue
+        if key in _SYNC_FIELDS:
+            options[key] = value
+        elif key in _TEXT_KEYS:
+            if not isinstance(value, str):
+                raise SettingsError(path, f"{prefix}.{key}", f"expected a string, got {value!r}")
+            texts[key] = value
+        else:
+            raise SettingsError(path, f"{prefix}.{key}", "unknown setting")
+    secrets = {s: _secret(path, prefix, s, table, env) for s in _SECRETS}
+    auth = texts.get("auth")
+    if auth is None:
+        if crm == "hubspot":
+            auth = "refresh_token" if secrets["refresh_token"] else "private_app"
+        elif secrets["private_key"] is not None:
+            auth = "jwt"
+        elif secrets["refresh_token"] is not None and secrets["client_secret"] is None:
+            auth = "refresh_token"
+        else:
+            auth = "client_credentials"
+    if auth not in _AUTHS[crm]:
+        raise SettingsError(path, f"{prefix}.auth", f"expected one of {', '.join(_AUTHS[crm])}")
+    texts["auth"] = auth
+    needs: dict[str, tuple[str, ...]] = {
+        "client_credentials": ("client_id", "client_secret"),
+        "jwt": ("client_id", "username", "private_key"),
+        "refresh_token": ("client_id", "refresh_token"),
+        "private_app": ("access_token",),
+    }
+    for key in needs[auth]:
+        if texts.get(key) is None and secrets.get(key) is None:
+            hint = f" (or {key}_env / {key}_file)" if key in _SECRETS else ""
+            raise SettingsError(path, f"{prefix}.{key}", f"required for auth {auth!r}{hint}")
+    if crm == "salesforce" and not (texts.get("instance_url") or texts.get("token_url")):
+        raise SettingsError(path, f"{prefix}.instance_url", "required for Salesforce")
+    for key in ("instance_url", "token_url", "base_url"):
+        url = texts.get(key)
+        if url is not None and not url.startswith("https://"):
+            raise SettingsError(path, f"{prefix}.{key}", "expected an https:// URL")
+    if texts.get("ca_bundle") and path is not None and not Path(texts["ca_bundle"]).is_absolute():
+        texts["ca_bundle"] = str(path.parent / texts["ca_bundle"])
+    given_secrets: dict[str, Any] = {k: val for k, val in secrets.items() if val is not None}
+    return ConnectionConfig(
+        name=name, crm=crm, options=_sync_options(path, prefix, options, sync),
+        **texts, **given_secrets,
+    )  # fmt: skip
+
+
+def _mappings(path: Path | None, mappings: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    from connectors.salesforce_map import SalesforceMapping
+
+    for crm, table in mappings.items():
+        _table(path, f"mappings.{crm}", table)
+        if crm == "salesforce":
+            try:
+                SalesforceMapping.from_settings(table)
+            except ValueError as exc:
+                key, _, problem = str(exc).partition(": ")
+                raise SettingsError(path, f"mappings.salesforce.{key}", problem) from None
+    return mappings
+
+
+def parse_settings(
+    data: dict[str, Any], path: Path | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
+    """Check and type a parsed TOML document (``env``: where ``*_env`` secrets are read)."""
+    env = os.environ if env is None else env
     for key in data:
         if key not in _TOP_LEVEL:
             raise SettingsError(path, key, "unknown section")
-    kpi_table = data.get("kpi", {})
-    if not isinstance(kpi_table, dict):
-        raise SettingsError(path, "kpi", "expected a table")
-    mappings = data.get("mappings", {})
-    if not isinstance(mappings, dict):
-        raise SettingsError(path, "mappings", "expected a table")
-    return Settings(kpi=_kpi_settings(path, kpi_table), mappings=mappings, source=path)
+    kpi_table = _table(path, "kpi", data.get("kpi", {}))
+    mappings = _mappings(path, _table(path, "mappings", data.get("mappings", {})))
+    store_table = _table(path, "store", data.get("store", {}))
+    for key in store_table:
+        if key != "url":
+            raise SettingsError(path, f"store.{key}", "unknown setting")
+    url = store_table.get("url", DEFAULT_STORE_URL)
+    if not isinstance(url, str) or not url.startswith(("sqlite:", "postgresql")):
+        raise SettingsError(path, "store.url", "expected sqlite:///FILE or postgresql+psycopg://…")
+    sync_table = _table(path, "sync", data.get("sync", {}))
+    for key in sync_table:
+        if key not in _SYNC_FIELDS:
+            raise SettingsError(path, f"sync.{key}", "unknown setting")
+    sync = _sync_options(path, "sync", sync_table, SyncOptions())
+    connections = {
+        name: _connection(path, name, _table(path, f"connections.{name}", table), sync, env)
+        for name, table in _table(path, "connections", data.get("connections", {})).items()
+    }
+    return Settings(
+        kpi=_kpi_settings(path, kpi_table), mappings=mappings, source=path,
+        connections=connections, store=StoreSettings(url), sync=sync,
+    )  # fmt: skip
 
 
-def load_settings(path: Path) -> Settings:
+def settings_path(option: Path | None, env: Mapping[str, str] | None = None) -> Path:
+    """``--settings FILE``, else ``$KPISYNC_SETTINGS``, else ``./settings.toml``."""
+    env = os.environ if env is None else env
+    if option is not None:
+        return option
+    if env.get(SETTINGS_ENV):
+        return Path(env[SETTINGS_ENV])
+    return DEFAULT_SETTINGS_FILE
+
+
+def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
     """Read and check a settings file."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -95,4 +312,4 @@ def load_settings(path: Path) -> Settings:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(path, "(syntax)", str(exc)) from None
-    return parse_settings(data, path)
+    return parse_settings(data, path, env)

@@ -14,10 +14,11 @@ from sandbox.hubspot.registry import PropertyRegistry
 from sandbox.hubspot.schema import STANDARD_TYPES, ObjectType, standard_properties
 from sandbox.hubspot.search import SearchEngine
 from sandbox.hubspot.seed import STAGES, HubSpotSeed
-from sandbox.hubspot.store import ObjectTable, empty_base
+from sandbox.hubspot.store import IdSequence, ObjectTable, empty_base
 from sandbox.hubspot.values import now_ms
 
 PORTAL_ID = 24_681_357
+ENGAGEMENT_TYPES = frozenset({"calls", "emails", "meetings", "notes", "tasks", "communications"})
 SEEDED_AT_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z: when the portal's schema "was created"
 
 
@@ -70,6 +71,11 @@ class Portal:
             reg = PropertyRegistry(ot, standard_properties(ot, SEEDED_AT_MS))
             base = self.seed.objects.get(ot.name)
             self._register(ot, reg, base if base is not None else empty_base())
+        # Engagements (calls, emails, meetings, notes, tasks) are one object family in HubSpot
+        # with one id space: a new call never takes a meeting's id (engagements API overview).
+        shared = IdSequence(0)
+        for name in ENGAGEMENT_TYPES & self.tables.keys():
+            self.tables[name].share_ids(shared)
         self.assoc = AssocStore(self.seed.associations)
         self.pipelines: dict[str, list[dict[str, Any]]] = {"deals": [default_deal_pipeline()]}
         self.search.clear()

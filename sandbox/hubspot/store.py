@@ -60,6 +60,18 @@ def empty_base(columns: Iterable[str] = ()) -> pl.DataFrame:
     return pl.DataFrame(schema=schema)
 
 
+class IdSequence:
+    """The ids handed to new records of one or more object types."""
+
+    def __init__(self, start: int) -> None:
+        self.next = start
+
+    def take(self) -> int:
+        taken = self.next
+        self.next += 1
+        return taken
+
+
 class ObjectTable:
     """All records of one object type."""
 
@@ -77,7 +89,12 @@ class ObjectTable:
         self.merged_into: dict[int, int] = {}
         self.version = 0
         top = int(self.base_ids[-1]) if len(self.base_ids) else 0
-        self.next_id = max(top + 1, _first_id(ot))
+        self.ids = IdSequence(max(top + 1, _first_id(ot)))
+
+    def share_ids(self, sequence: IdSequence) -> None:
+        """Draw new ids from ``sequence``, which other tables draw from too."""
+        sequence.next = max(sequence.next, self.ids.next)
+        self.ids = sequence
 
     # -- virtual properties --------------------------------------------------------------------
     @property
@@ -330,8 +347,7 @@ class ObjectTable:
     def create(self, props: dict[str, str | None], at_ms: int | None = None) -> Row:
         self._maybe_compact()
         t = at_ms if at_ms is not None else now_ms()
-        row = Row(self.next_id, {k: v for k, v in props.items() if k not in self.virtual}, t, t)
-        self.next_id += 1
+        row = Row(self.ids.take(), {k: v for k, v in props.items() if k not in self.virtual}, t, t)
         self._put(row)
         return row
 

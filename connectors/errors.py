@@ -1,0 +1,83 @@
+"""The connectors' exceptions, grouped by what the caller does about them.
+
+::
+
+    ConnectorError                 root: every failure a connector raises (carries crm, object,
+    │                              record_id; never a token, secret or request body)
+    ├── RetriableError             try again later: 429, 5xx, timeouts, dropped connections,
+    │   │                          Salesforce UNABLE_TO_LOCK_ROW / concurrent-request limits
+    │   └── RateLimited            the CRM said how long to wait (``retry_after`` seconds)
+    ├── FatalError                 stop the sync; retrying cannot help
+    │   ├── AuthError              credentials refused, token cannot be renewed
+    │   ├── ConfigError            settings or mapping do not fit the CRM (unknown field, ...)
+    │   └── ApiError               any other refusal (malformed query, permission, 404 ...)
+    ├── BudgetPaused               the configured share of the daily API allowance is spent:
+    │                              the run stops cleanly and resumes from its cursors later
+    └── SkippableRecord            one record cannot be normalised: quarantine it, go on
+
+Only :class:`RetriableError` is retried (``connectors.http.retrying``).
+"""
+
+from __future__ import annotations
+
+
+class ConnectorError(Exception):
+    """Root of every connector failure."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        crm: str | None = None,
+        object: str | None = None,
+        record_id: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        where = "/".join(p for p in (crm, object, record_id) if p)
+        super().__init__(f"{where}: {message}" if where else message)
+        self.message = message
+        self.crm = crm
+        self.object = object
+        self.record_id = record_id
+        self.status = status
+
+
+class RetriableError(ConnectorError):
+    """A transient failure; the same request may succeed later."""
+
+
+class RateLimited(RetriableError):
+    """The CRM asked us to slow down, possibly saying for how long."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.retry_after = retry_after
+
+
+class FatalError(ConnectorError):
+    """The sync cannot go on; retrying will not help."""
+
+
+class AuthError(FatalError):
+    """Authentication failed or the session cannot be renewed."""
+
+
+class ConfigError(FatalError):
+    """The settings (connection or mapping) do not fit what the CRM offers."""
+
+
+class ApiError(FatalError):
+    """The CRM refused a request for a reason that is not transient."""
+
+
+class BudgetPaused(ConnectorError):
+    """The API budget for this period is spent: the sync pauses and resumes from its cursors."""
+
+    def __init__(self, message: str, *, used: int, limit: int, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.used = used
+        self.limit = limit
+
+
+class SkippableRecord(ConnectorError):
+    """One record cannot be normalised; it goes to quarantine with this message as reason."""

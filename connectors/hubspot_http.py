@@ -1,0 +1,312 @@
+"""The one HTTP choke point of the HubSpot connector: client, auth, limits, retries, budget.
+
+Every call goes through :meth:`HubSpotHttp.call` around a *generated* API method of
+hubspot-api-client 12 (``crm.objects.basic_api.get_page``, ``crm.objects.search_api.do_search``,
+``crm.associations.v4.batch_api.get_page``...) invoked with ``_preload_content=False``, so that
+
+* the JSON is parsed once with :func:`json.loads` (the generated models deep-copy a Configuration
+  per record — far too slow for 100k-record pulls) and models that drop fields (``PublicTeam``
+  has no ``parentTeamId``) lose nothing;
+* the response headers are at hand for the ``X-HubSpot-RateLimit-*`` API budget;
+* the body is read *inside* the retried function: a connection dropped half-way through a body is
+  retried like any other transport error.
+
+Endpoints with no generated API (the currencies settings API) go through the same generated
+``ApiClient.call_api`` rather than ``HubSpot.api_request``: that helper uses bare ``requests``
+without our CA bundle or pool, prints errors to stdout, and ``REQUESTS_CA_BUNDLE`` (set on these
+machines) overrides its TLS settings (CRM_FACTS A1, B1).
+
+Built on the shared machinery (``connectors.http``, ``connectors.errors``): one
+:class:`~connectors.http.CallGuard` (budget check, general rate limiter, tenacity retries of
+:class:`~connectors.errors.RetriableError` honouring ``Retry-After``) plus a second limiter for
+the search API.  What is retried: 429 (as :class:`~connectors.errors.RateLimited` with the
+server's ``Retry-After``), 5xx, status 0 (TLS/transport errors the client wraps), timeouts and
+dropped connections.  urllib3's own ``Retry`` is not used for this: it does not retry POST, and
+search and every batch endpoint are POSTs (CRM_FACTS B2; HubSpot/hubspot-api-python#117).  Each
+sub-package has its own ``ApiException`` class (CRM_FACTS B1), so errors are recognised by their
+attributes (``status``, ``headers``, ``body``), never by class.
+
+Limits: general calls stay under ``requests_per_10s`` (HubSpot allows 100 per 10 s on
+Free/Starter and 190 on Professional/Enterprise, usage-guidelines page) and searches under
+``searches_per_second`` (5 per second per account, search guide).  The daily budget comes from
+``X-HubSpot-RateLimit-Daily`` / ``-Daily-Remaining`` (search responses carry none, OAuth calls no
+daily pair); past ``budget_share`` of the day the run pauses (:class:`BudgetPaused`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import urllib3
+
+from connectors.errors import ApiError, AuthError, ConfigError, RateLimited, RetriableError
+from connectors.http import BudgetGuard, CallGuard, RateLimiter, RetryPolicy
+
+log = logging.getLogger(__name__)
+
+CRM = "hubspot"
+
+__all__ = ["HubSpotCredentials", "HubSpotHttp", "Limits"]
+
+
+@dataclass(frozen=True)
+class HubSpotCredentials:
+    """A private-app token, or an OAuth app's refresh token (secrets never in repr or logs)."""
+
+    access_token: str | None = field(default=None, repr=False)
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    refresh_token: str | None = field(default=None, repr=False)
+
+    @property
+    def oauth(self) -> bool:
+        return bool(self.refresh_token)
+
+    def check(self) -> None:
+        if self.oauth:
+            if not (self.client_id and self.client_secret):
+                raise ConfigError("OAuth needs client_id and client_secret", crm=CRM)
+        elif not self.access_token:
+            raise ConfigError("set access_token (private app) or refresh_token (OAuth)", crm=CRM)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Client-side limits and retry policy (defaults are safe for a Free/Starter portal)."""
+
+    requests_per_10s: int = 90  # under 100 / 10 s; 170 suits Professional/Enterprise (190)
+    searches_per_second: float = 4.0  # under the search API's 5 / s
+    budget_share: float = 0.2  # pause once 20 % of the day's allowance is used
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeout_s: float = 60.0
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    low = name.lower()
+    for k, v in headers.items():
+        if k.lower() == low:
+            return str(v)
+    return None
+
+
+def _retry_after(headers: Mapping[str, str] | None) -> float | None:
+    value = _header(headers or {}, "Retry-After")
+    try:
+        return None if value is None else max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _error_message(body: Any) -> str | None:
+    """HubSpot's error ``message`` (v3 error body) and nothing else of the response."""
+    if isinstance(body, bytes | bytearray):
+        body = body.decode("utf-8", "replace")
+    if isinstance(body, str):
+        try:
+            body = json.loads(body)
+        except ValueError:
+            return body[:300] or None
+    if isinstance(body, dict) and body.get("message"):
+        return str(body["message"])[:300]
+    return None
+
+
+class HubSpotHttp:
+    """Builds the hubspot-api-client and runs every call through limits, retries and budget."""
+
+    def __init__(
+        self,
+        credentials: HubSpotCredentials,
+        *,
+        base_url: str | None = None,
+        ca_bundle: str | None = None,
+        limits: Limits | None = None,
+    ) -> None:
+        credentials.check()
+        self.credentials = credentials
+        self.base_url = base_url.rstrip("/") if base_url else None
+        self.ca_bundle = ca_bundle
+        self.limits = lim = limits or Limits()
+        # A token bucket refilled at requests_per_10s / 10 per second with a small burst never
+        # lets more than burst + requests_per_10s through in any 10 seconds.
+        self.guard = CallGuard(
+            CRM,
+            policy=lim.retry,
+            limiter=RateLimiter(lim.requests_per_10s / 10.0, burst=5),
+            budget=BudgetGuard(share=lim.budget_share),
+        )
+        self.search_limiter = RateLimiter(lim.searches_per_second, burst=1)
+        self._token = credentials.access_token
+        self._apis: dict[str, Any] = {}
+        self._client: Any = None
+        if credentials.oauth:
+            self._refresh()
+        self._build()
+
+    @property
+    def calls(self) -> int:
+        return self.guard.calls
+
+    # -- client ------------------------------------------------------------------------------
+    def _kwargs(self) -> dict[str, Any]:
+        kw: dict[str, Any] = {}
+        if self.base_url:
+            # host for the generated APIs, base_url for api_request (CRM_FACTS B1).
+            kw.update(host=self.base_url, base_url=self.base_url)
+        if self.ca_bundle:
+            kw["ssl_ca_cert"] = self.ca_bundle
+        return kw
+
+    def _build(self) -> None:
+        from hubspot import HubSpot
+
+        self._client = HubSpot(access_token=self._token, **self._kwargs())
+        self._apis.clear()  # API objects carry the token in their Configuration
+
+    def api(self, path: str) -> Any:
+        """A generated API object by attribute path, e.g. ``"crm.objects.search_api"``; cached,
+        because every ``client.crm..._api`` access builds a new ApiClient and connection pool."""
+        got = self._apis.get(path)
+        if got is None:
+            got = self._client
+            for part in path.split("."):
+                got = getattr(got, part)
+            self._apis[path] = got
+        return got
+
+    def _refresh(self) -> None:
+        """OAuth: trade the refresh token for an access token (POST /oauth/v1/token)."""
+        from hubspot import HubSpot
+
+        c = self.credentials
+        tokens = HubSpot(**self._kwargs()).oauth.tokens_api
+        body = self._guarded(
+            lambda: tokens.create(
+                grant_type="refresh_token",
+                client_id=c.client_id,
+                client_secret=c.client_secret,
+                refresh_token=c.refresh_token,
+                _preload_content=False,
+                _request_timeout=self.limits.timeout_s,
+            ),
+            search=False,
+            obj="oauth",
+        )
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if not token:
+            raise AuthError("the token endpoint returned no access_token", crm=CRM)
+        self._token = str(token)
+
+    # -- calls -------------------------------------------------------------------------------
+    def call(self, method: str, *args: Any, obj: str, search: bool = False, **kwargs: Any) -> Any:
+        """Run one generated API method (``"crm.objects.basic_api.get_page"``); returns the
+        parsed JSON body, or None for an empty one (204)."""
+        kwargs.setdefault("_preload_content", False)
+        kwargs.setdefault("_request_timeout", self.limits.timeout_s)
+        path, _, name = method.rpartition(".")
+        refreshed = False
+        while True:
+            try:
+                # Resolved per attempt: an OAuth refresh rebuilds the API objects.
+                return self._guarded(
+                    lambda: getattr(self.api(path), name)(*args, **kwargs), search=search, obj=obj
+                )
+            except AuthError:
+                if not self.credentials.oauth or refreshed:
+                    raise
+                refreshed = True  # an access token lives 30 minutes: renew once, then give up
+                self._refresh()
+                self._build()
+
+    def raw(self, path: str, *, obj: str, query: list[tuple[str, Any]] | None = None) -> Any:
+        """GET an endpoint without a generated API, through a generated ``ApiClient``."""
+
+        def go() -> Any:
+            api_client = self.api("settings.users.users_api").api_client
+            return api_client.call_api(
+                path,
+                "GET",
+                {},
+                query or [],
+                {"Accept": "application/json"},
+                auth_settings=["oauth2"],
+                _preload_content=False,
+                _request_timeout=self.limits.timeout_s,
+                _return_http_data_only=True,
+            )
+
+        refreshed = False
+        while True:
+            try:
+                return self._guarded(go, search=False, obj=obj)
+            except AuthError:
+                if not self.credentials.oauth or refreshed:
+                    raise
+                refreshed = True
+                self._refresh()
+                self._build()
+
+    def _guarded(self, once: Callable[[], Any], *, search: bool, obj: str) -> Any:
+        def attempt() -> Any:
+            if search:
+                self.search_limiter.acquire()
+            self.guard.count()
+            return self._once(once, obj)
+
+        return self.guard.run(attempt)
+
+    def _once(self, once: Callable[[], Any], obj: str) -> Any:
+        try:
+            resp = once()
+            data = resp.data if hasattr(resp, "data") else resp  # reads the body: may drop
+            headers = dict(resp.headers) if hasattr(resp, "headers") else {}
+            if hasattr(resp, "release_conn"):
+                resp.release_conn()  # body read in full: the connection goes back to the pool
+        except (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError) as exc:
+            raise RetriableError(
+                f"transport error ({type(exc).__name__})", crm=CRM, object=obj
+            ) from exc
+        except Exception as exc:
+            status = getattr(exc, "status", None)
+            if status is None or not hasattr(exc, "body"):
+                raise
+            raise self._classify(exc, int(status), obj) from exc
+        self._note_budget(headers)
+        if isinstance(data, bytes | bytearray):
+            if not data:
+                return None
+            try:
+                return json.loads(data)
+            except ValueError as exc:  # a truncated body that still looked complete
+                raise RetriableError("unreadable response body", crm=CRM, object=obj) from exc
+        return data
+
+    @staticmethod
+    def _classify(exc: Exception, status: int, obj: str) -> Exception:
+        headers = getattr(exc, "headers", None) or {}
+        message = _error_message(getattr(exc, "body", None)) or f"HTTP {status}"
+        if status == 429:
+            return RateLimited(
+                message, retry_after=_retry_after(headers), crm=CRM, object=obj, status=status
+            )
+        if status == 0 or 500 <= status <= 599:
+            # 0: the client wraps TLS errors as ApiException(status=0).
+            return RetriableError(message, crm=CRM, object=obj, status=status)
+        if status in (401, 403):
+            return AuthError(message, crm=CRM, object=obj, status=status)
+        return ApiError(message, crm=CRM, object=obj, status=status)
+
+    # -- API budget --------------------------------------------------------------------------
+    def _note_budget(self, headers: Mapping[str, str]) -> None:
+        daily = _header(headers, "X-HubSpot-RateLimit-Daily")
+        remaining = _header(headers, "X-HubSpot-RateLimit-Daily-Remaining")
+        if daily and remaining and daily.isdigit() and remaining.isdigit():
+            self.guard.budget.observe(max(0, int(daily) - int(remaining)), int(daily))
+
+    @property
+    def budget(self) -> BudgetGuard:
+        return self.guard.budget

@@ -1,0 +1,1 @@
+"""Alembic migrations of the kpisync store, run by ``connectors.store.Store.migrate``."""

@@ -1,0 +1,1 @@
+"""Store migrations, oldest first (``0001_initial`` ...)."""

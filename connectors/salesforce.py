@@ -1,0 +1,594 @@
+"""Salesforce connector: simple-salesforce over one guarded ``requests.Session``.
+
+* **Auth** (:class:`SalesforceAuth`): OAuth client-credentials (HTTP Basic, as simple-salesforce
+  sends it), JWT bearer (RS256 assertion signed with the key file) or refresh token, all against
+  ``token_url``. A 401 ``INVALID_SESSION_ID`` logs in again and retries the call.
+* **One choke point** (:meth:`SalesforceClient.call`): every call passes the budget guard and the
+  rate limiter, is counted, reads ``Sforce-Limit-Info`` (headers_api_usage.htm), and maps
+  simple-salesforce's status exceptions (CRM_FACTS A3) onto ``connectors.errors``; only retriable
+  ones are retried. Salesforce answers API-limit and concurrency refusals with 403
+  ``REQUEST_LIMIT_EXCEEDED`` (errorcodes.htm), not 429: when the header says the daily allowance
+  is spent that is a budget pause, otherwise a rate limit to back off from.
+* **Incremental** by ``SystemModstamp`` (CRM_FACTS C "Incremental sync"): every object is read with
+  ``queryAll`` ordered by ``SystemModstamp, Id`` from ``min(cursor, last sync start - look-back)``
+  (airbyte #27146: late-committed modstamps), de-duplicated by id in the store; ``IsDeleted``
+  rows are deletions. The first page of *every* object comes from one ``composite/batch`` call
+  (≤ 25 subrequests, resources_composite_batch.htm), so a quiet org costs one call per cycle.
+* **Bulk API 2.0** (``sf.bulk2``, query_get_job_results.htm) when the first page reports more
+  than ``bulk_threshold`` rows: the CSV result pages stream into the store one page at a time.
+* Field lists come from ``describe`` (cached in the cursor state for ``describe_ttl_s``); every
+  SOQL literal goes through ``simple_salesforce.format_soql``.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import logging
+import re
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
+from functools import partial
+from typing import Any, TypeVar
+
+import requests
+from simple_salesforce.api import Salesforce
+from simple_salesforce.exceptions import (
+    SalesforceError,
+    SalesforceExpiredSession,
+    SalesforceGeneralError,
+    SalesforceMalformedRequest,
+    SalesforceOperationError,
+    SalesforceRefusedRequest,
+    SalesforceResourceNotFound,
+)
+from simple_salesforce.format import format_soql
+
+from connectors import values as v
+from connectors.base import ObjectSpec, Page, RawRecord
+from connectors.config import ConnectionConfig
+from connectors.errors import (
+    ApiError,
+    AuthError,
+    BudgetPaused,
+    ConfigError,
+    RateLimited,
+    RetriableError,
+)
+from connectors.http import BudgetGuard, CallGuard, RateLimiter, RetryPolicy
+from connectors.salesforce_map import SalesforceMapping, build_objects
+from connectors.store import Cursor, Store
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+CRM = "salesforce"
+JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+_LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
+# composite/batch takes at most 25 subrequests (resources_composite_batch.htm).
+MAX_BATCH = 25
+_RETRIABLE_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE", "QUERY_TIMEOUT"})
+_TRANSPORT_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+
+
+def _error_code(exc: SalesforceError) -> str:
+    content = exc.content
+    if isinstance(content, list) and content and isinstance(content[0], dict):
+        return str(content[0].get("errorCode", ""))
+    if isinstance(content, dict):
+        return str(content.get("errorCode", content.get("error", "")))
+    return ""
+
+
+class _GuardedSession(requests.Session):
+    """A session with a default timeout; never takes proxies/CA bundles from the environment."""
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__()
+        self.timeout_s = timeout_s
+        # REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE would override ``verify`` (CRM_FACTS A1, psf/requests
+        # #3829): settings decide which CA to trust, not the environment.
+        self.trust_env = False
+
+    def request(self, method: str | bytes, url: str | bytes, *a: Any, **kw: Any) -> Any:
+        kw.setdefault("timeout", self.timeout_s)
+        return super().request(method, url, *a, **kw)
+
+
+class SalesforceAuth:
+    """Gets an access token by the configured OAuth flow (never logs a secret)."""
+
+    def __init__(self, cfg: ConnectionConfig, session: requests.Session) -> None:
+        self.cfg = cfg
+        self.session = session
+        if not cfg.instance_url and not cfg.token_url:
+            raise ConfigError("instance_url or token_url is required", crm=CRM)
+
+    @property
+    def token_url(self) -> str:
+        if self.cfg.token_url:
+            return self.cfg.token_url
+        return f"{(self.cfg.instance_url or '').rstrip('/')}/services/oauth2/token"
+
+    def _form(self) -> tuple[dict[str, str], tuple[str, str] | None]:
+        cfg = self.cfg
+        if cfg.auth == "client_credentials":
+            if not cfg.client_id or cfg.client_secret is None:
+                raise ConfigError("client_credentials needs client_id and client_secret", crm=CRM)
+            return {"grant_type": "client_credentials"}, (cfg.client_id, cfg.client_secret.get())
+        if cfg.auth == "refresh_token":
+            if not cfg.client_id or cfg.refresh_token is None:
+                raise ConfigError("refresh_token auth needs client_id and refresh_token", crm=CRM)
+            form = {"grant_type": "refresh_token", "client_id": cfg.client_id,
+                    "refresh_token": cfg.refresh_token.get()}  # fmt: skip
+            if cfg.client_secret is not None:
+                form["client_secret"] = cfg.client_secret.get()
+            return form, None
+        if cfg.auth == "jwt":
+            if not cfg.client_id or not cfg.username or cfg.private_key is None:
+                raise ConfigError("jwt auth needs client_id, username and private_key", crm=CRM)
+            import jwt  # pyjwt: a dependency of simple-salesforce
+
+            # remoteaccess_oauth_jwt_flow.htm: iss = consumer key, sub = username, aud = login
+            # host, exp within 3 minutes, RS256.
+            claims = {"iss": cfg.client_id, "sub": cfg.username, "aud": cfg.jwt_audience,
+                      "exp": int(time.time()) + 180}  # fmt: skip
+            assertion = jwt.encode(claims, cfg.private_key.get(), algorithm="RS256")
+            return {"grant_type": JWT_GRANT, "assertion": assertion}, None
+        raise ConfigError(f"unknown auth {cfg.auth!r}", crm=CRM)
+
+    def token(self) -> tuple[str, str]:
+        """(access token, instance URL)."""
+        form, basic = self._form()
+        try:
+            r = self.session.post(self.token_url, data=form, auth=basic)
+        except _TRANSPORT_ERRORS as exc:
+            raise RetriableError(f"token request failed: {type(exc).__name__}", crm=CRM) from None
+        if r.status_code == 429 or r.status_code >= 500:
+            raise RetriableError(f"token endpoint answered {r.status_code}", crm=CRM,
+                                 status=r.status_code)  # fmt: skip
+        try:
+            body = r.json()
+        except ValueError:
+            raise RetriableError("token endpoint sent a truncated answer", crm=CRM) from None
+        if r.status_code == 403 and _limit_refusal(body):
+            # A concurrency refusal can reach the token call too (errorcodes.htm,
+            # REQUEST_LIMIT_EXCEEDED): it passes like any other, so it is retried.
+            raise RateLimited("token endpoint: request limit exceeded", crm=CRM, status=403)
+        if r.status_code >= 300 or "access_token" not in body:
+            # error/error_description name the problem; the request (with secrets) is not echoed.
+            code = body.get("error", r.status_code) if isinstance(body, dict) else r.status_code
+            raise AuthError(f"login refused ({code})", crm=CRM, status=r.status_code)
+        instance = self.cfg.instance_url or str(body.get("instance_url", ""))
+        return str(body["access_token"]), instance
+
+
+def _bulk_results(
+    sf: Salesforce, *, obj: str, job: str, locator: str, page_size: int
+) -> dict[str, Any]:
+    """One page of a Bulk API 2.0 query job's CSV results."""
+    results: dict[str, Any] = getattr(sf.bulk2, obj)._client.get_query_results(
+        job, locator, page_size
+    )
+    return results
+
+
+def _limit_refusal(body: Any) -> bool:
+    """Whether an error body is Salesforce's ``REQUEST_LIMIT_EXCEEDED`` list."""
+    return isinstance(body, list) and any(
+        isinstance(e, dict) and e.get("errorCode") == "REQUEST_LIMIT_EXCEEDED" for e in body
+    )
+
+
+class SalesforceClient:
+    """The one HTTP choke point of a Salesforce connection."""
+
+    def __init__(self, cfg: ConnectionConfig) -> None:
+        self.cfg = cfg
+        o = cfg.options
+        self.session = _GuardedSession(o.timeout_s)
+        if cfg.ca_bundle:
+            self.session.verify = cfg.ca_bundle
+        self.session.hooks["response"].append(self._on_response)
+        self.guard = CallGuard(
+            CRM,
+            policy=RetryPolicy(o.retry_attempts, o.retry_base_s, o.retry_cap_s),
+            limiter=RateLimiter(o.rate_per_s, burst=max(1, int(o.rate_per_s))),
+            budget=BudgetGuard(o.budget_share),
+        )
+        self.auth = SalesforceAuth(cfg, self.session)
+        self._sf: Salesforce | None = None
+
+    def _on_response(self, r: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self.guard.count()
+        m = _LIMIT_INFO.search(r.headers.get("Sforce-Limit-Info", ""))
+        if m:
+            self.guard.budget.observe(int(m.group(1)), int(m.group(2)))
+
+    @property
+    def calls(self) -> int:
+        return self.guard.calls
+
+    @property
+    def sf(self) -> Salesforce:
+        if self._sf is None:
+            token, instance = self.auth.token()
+            self._sf = Salesforce(
+                instance_url=instance, session_id=token, session=self.session,
+                version=self.cfg.api_version,
+            )  # fmt: skip
+        return self._sf
+
+    def call(self, fn: Callable[[Salesforce], T], *, obj: str | None = None) -> T:
+        """Run ``fn(sf)`` through the guard; errors become ``connectors.errors``."""
+
+        def attempt() -> T:
+            try:
+                return fn(self.sf)
+            except SalesforceExpiredSession:
+                self._sf = None  # log in again on the next attempt
+                raise RetriableError("session expired", crm=CRM, object=obj, status=401) from None
+            except SalesforceRefusedRequest as exc:
+                self._refused(exc, obj)
+                raise  # unreachable: _refused always raises
+            except (SalesforceGeneralError, SalesforceMalformedRequest) as exc:
+                code = _error_code(exc)
+                if exc.status >= 500 or code in _RETRIABLE_CODES:
+                    raise RetriableError(f"{exc.status} {code}", crm=CRM, object=obj,
+                                         status=exc.status) from None  # fmt: skip
+                if code in ("INVALID_FIELD", "INVALID_TYPE"):
+                    raise ConfigError(f"{code}: {_message(exc)}", crm=CRM, object=obj,
+                                      status=exc.status) from None  # fmt: skip
+                raise ApiError(f"{exc.status} {code}: {_message(exc)}", crm=CRM, object=obj,
+                               status=exc.status) from None  # fmt: skip
+            except SalesforceResourceNotFound as exc:
+                raise ApiError(f"404 {_message(exc)}", crm=CRM, object=obj, status=404) from None
+            except SalesforceOperationError as exc:
+                # Bulk job failed or timed out: worth another try of the whole job.
+                raise RetriableError(f"bulk job: {str(exc)[:200]}", crm=CRM, object=obj) from None
+            except _TRANSPORT_ERRORS as exc:
+                raise RetriableError(f"connection problem: {type(exc).__name__}", crm=CRM,
+                                     object=obj) from None  # fmt: skip
+            except ValueError as exc:
+                # A body cut short by a dropped connection fails JSON decoding.
+                raise RetriableError(f"unreadable answer: {type(exc).__name__}", crm=CRM,
+                                     object=obj) from None  # fmt: skip
+
+        return self.guard.run(attempt)
+
+    def _refused(self, exc: SalesforceRefusedRequest, obj: str | None) -> None:
+        code = _error_code(exc)
+        budget = self.guard.budget
+        if code == "REQUEST_LIMIT_EXCEEDED":
+            if budget.used is not None and budget.limit and budget.used >= budget.limit:
+                raise BudgetPaused("the org's daily API allowance is spent", used=budget.used,
+                                   limit=budget.limit, crm=CRM, object=obj) from None  # fmt: skip
+            raise RateLimited("request limit exceeded (concurrency)", crm=CRM, object=obj,
+                              status=403) from None  # fmt: skip
+        raise ApiError(f"403 {code}: {_message(exc)}", crm=CRM, object=obj, status=403) from None
+
+    # -- API helpers ------------------------------------------------------------------------
+    def describe_global(self) -> set[str]:
+        result = self.call(lambda sf: sf.describe())
+        return {str(o["name"]) for o in (result or {}).get("sobjects", [])}
+
+    def describe_fields(self, obj: str) -> dict[str, str]:
+        """Field name → SOAP type (``boolean``, ``double``, ``datetime`` ...)."""
+        result = self.call(lambda sf: getattr(sf, obj).describe(), obj=obj)
+        return {str(f["name"]): str(f.get("type", "string")) for f in result.get("fields", [])}
+
+    def _options(self, page_size: int | None) -> dict[str, str]:
+        # Sforce-Query-Options batchSize: 200..2000, default 2000 (headers_queryoptions.htm).
+        if page_size is None:
+            return {}
+        return {"Sforce-Query-Options": f"batchSize={max(200, min(2000, page_size))}"}
+
+    def query(self, soql: str, *, obj: str, page_size: int | None = None) -> dict[str, Any]:
+        headers = self._options(page_size)
+        result: dict[str, Any] = self.call(
+            lambda sf: sf.query(soql, include_deleted=True, headers=headers), obj=obj
+        )
+        return result
+
+    def query_more(
+        self, next_url: str, *, obj: str, page_size: int | None = None
+    ) -> dict[str, Any]:
+        headers = self._options(page_size)
+        result: dict[str, Any] = self.call(
+            lambda sf: sf.query_more(
+                next_url, identifier_is_url=True, include_deleted=True, headers=headers
+            ),
+            obj=obj,
+        )
+        return result
+
+    def composite_batch(
+        self, urls: Sequence[str], page_size: int | None = None
+    ) -> list[dict[str, Any]]:
+        body = {"batchRequests": [{"method": "GET", "url": u} for u in urls],
+                "haltOnError": False}  # fmt: skip
+        headers = self._options(page_size)
+        result = self.call(
+            lambda sf: sf.restful("composite/batch", method="POST", json=body, headers=headers)
+        )
+        return list((result or {}).get("results", []))
+
+    def bulk_pages(self, obj: str, soql: str, page_size: int) -> Iterator[str]:
+        """CSV pages of a Bulk API 2.0 queryAll job (the whole job retried on failure)."""
+        # Streaming from inside a retried call is not possible; the job is created and awaited
+        # in one guarded call, then every results page is its own guarded call.
+        job = self.call(lambda sf: _bulk_create(sf, obj, soql, self.cfg.options.bulk_poll_s),
+                        obj=obj)  # fmt: skip
+        locator = ""
+        while True:
+            result = self.call(partial(_bulk_results, obj=obj, job=job, locator=locator,
+                                       page_size=page_size), obj=obj)  # fmt: skip
+            yield str(result["records"])
+            locator = str(result.get("locator") or "")
+            if not locator:
+                return
+
+
+def _bulk_create(sf: Salesforce, obj: str, soql: str, poll_s: float) -> str:
+    from simple_salesforce.bulk2 import ColumnDelimiter, LineEnding, Operation
+
+    client = getattr(sf.bulk2, obj)._client
+    job = client.create_job(Operation.query_all, soql, ColumnDelimiter.COMMA, LineEnding.LF)
+    client.wait_for_job(job["id"], True, poll_s)
+    return str(job["id"])
+
+
+def _message(exc: SalesforceError) -> str:
+    content = exc.content
+    if isinstance(content, list) and content and isinstance(content[0], dict):
+        return str(content[0].get("message", ""))[:300]
+    return str(content)[:300]
+
+
+def _strip(record: Mapping[str, Any]) -> RawRecord:
+    return {k: val for k, val in record.items() if k != "attributes"}
+
+
+def _is_deleted(record: Mapping[str, Any]) -> bool:
+    return v.boolean(record.get("IsDeleted")) == "true"
+
+
+def _from_csv(row: Mapping[str, str], types: Mapping[str, str]) -> RawRecord:
+    """A Bulk API CSV row as the REST API would have returned it (JSON types, REST datetime
+    format), so a record reads the same whichever API fetched it and re-reads are no-ops."""
+    out: RawRecord = {}
+    for name, raw in row.items():
+        kind = types.get(name, "string")
+        if raw == "":
+            out[name] = None  # Bulk API 2.0 CSV: an empty field is null
+        elif kind == "boolean":
+            out[name] = raw.lower() == "true"
+        elif kind == "int":
+            out[name] = int(float(raw))
+        elif kind in ("double", "currency", "percent"):
+            out[name] = float(raw)
+        elif kind == "datetime":
+            stamp = dt.datetime.fromisoformat(raw).astimezone(dt.UTC)
+            out[name] = (
+                stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}+0000"
+            )
+        else:
+            out[name] = raw
+    return out
+
+
+class SalesforceSource:
+    """A Salesforce connection as the extract loop's :class:`~connectors.base.Source`."""
+
+    crm = CRM
+
+    def __init__(
+        self,
+        cfg: ConnectionConfig,
+        mapping: SalesforceMapping | None = None,
+        *,
+        client: SalesforceClient | None = None,
+        page_size: int = 2000,
+    ) -> None:
+        self.cfg = cfg
+        self.mapping = mapping or SalesforceMapping()
+        self.client = client or SalesforceClient(cfg)
+        self.page_size = page_size
+        self.notes: list[str] = []
+        self._specs = build_objects(self.mapping)
+        self._fields: dict[str, list[str] | None] = {}
+        self._types: dict[str, dict[str, str]] = {}
+        self._described: dict[str, str] = {}
+        self._first: dict[str, dict[str, Any]] = {}
+        self._start = dt.datetime.now(dt.UTC)
+
+    @property
+    def api_calls(self) -> int:
+        return self.client.calls
+
+    def objects(self) -> Sequence[ObjectSpec]:
+        return self._specs
+
+    # -- planning ---------------------------------------------------------------------------
+    def prepare(self, cursors: Mapping[str, Cursor], *, full: bool) -> None:
+        """Describe what is stale, then fetch every object's first page in one batch call."""
+        self._start = dt.datetime.now(dt.UTC)
+        self._first.clear()
+        ttl = dt.timedelta(seconds=self.cfg.options.describe_ttl_s)
+        stale: list[ObjectSpec] = []
+        for spec in self._specs:
+            state = cursors[spec.name].state if spec.name in cursors else {}
+            described = state.get("described_at")
+            fresh = described and self._start - dt.datetime.fromisoformat(described) < ttl
+            if full or not fresh or ("fields" not in state and not state.get("absent")):
+                stale.append(spec)
+            else:
+                self._fields[spec.name] = None if state.get("absent") else list(state["fields"])
+                self._types[spec.name] = dict(state.get("types", {}))
+                self._described[spec.name] = str(described)
+        if stale:
+            available = self.client.describe_global()
+            for spec in stale:
+                self._describe(spec, available)
+        urls: dict[str, str] = {}
+        for spec in self._specs:
+            if self._fields.get(spec.name) is None:
+                continue
+            soql = self._soql(spec, None if full else cursors.get(spec.name))
+            path = f"v{self.cfg.api_version}/queryAll/?q={urllib.parse.quote_plus(soql)}"
+            urls[spec.name] = path
+        names = list(urls)
+        for i in range(0, len(names), MAX_BATCH):
+            chunk = names[i : i + MAX_BATCH]
+            results = self.client.composite_batch([urls[n] for n in chunk], self.page_size)
+            for name, res in zip(chunk, results, strict=False):
+                if res.get("statusCode") == 200 and isinstance(res.get("result"), dict):
+                    self._first[name] = res["result"]
+                # Anything else: pages() queries that object on its own (and maps the error).
+
+    def _describe(self, spec: ObjectSpec, available: set[str]) -> None:
+        self._described[spec.name] = self._start.isoformat()
+        if spec.name not in available:
+            if not spec.optional:
+                raise ConfigError("object not available to the API user", crm=CRM,
+                                  object=spec.name)  # fmt: skip
+            self._fields[spec.name] = None
+            self.notes.append(f"{spec.name}: not in this org (feature off); skipped")
+            return
+        have = self.client.describe_fields(spec.name)
+        wanted = list(dict.fromkeys(spec.fields))
+        missing = [f for f in wanted if f not in have]
+        if "Id" in missing:
+            raise ConfigError("object has no Id field", crm=CRM, object=spec.name)
+        for f in missing:
+            if f not in ("IsDeleted", "SystemModstamp", "LastModifiedDate"):
+                self.notes.append(f"{spec.name}.{f}: field not in org; column left empty")
+        self._fields[spec.name] = [f for f in wanted if f in have]
+        self._types[spec.name] = {f: have[f] for f in wanted if f in have}
+
+    def _cursor_field(self, name: str) -> str | None:
+        fields = self._fields.get(name) or []
+        for f in ("SystemModstamp", "LastModifiedDate"):
+            if f in fields:
+                return f
+        return None
+
+    def _soql(self, spec: ObjectSpec, cursor: Cursor | None) -> str:
+        fields = self._fields[spec.name] or []
+        base = f"SELECT {', '.join(fields)} FROM {spec.name}"
+        cf = self._cursor_field(spec.name)
+        if cf is None:
+            return base  # no modstamp: small reference objects are re-read every cycle
+        mark = self._watermark(cursor)
+        where = "" if mark is None else format_soql(f" WHERE {cf} >= {{}}", mark)
+        return f"{base}{where} ORDER BY {cf}, Id"
+
+    def _watermark(self, cursor: Cursor | None) -> dt.datetime | None:
+        """min(last modstamp stored, last sync start - look-back): late commits are re-read."""
+        if cursor is None or not cursor.value:
+            return None
+        mark = dt.datetime.fromisoformat(cursor.value)
+        synced = cursor.state.get("synced_at")
+        if synced:
+            back = dt.datetime.fromisoformat(synced) - dt.timedelta(
+                seconds=self.cfg.options.lookback_s
+            )
+            mark = min(mark, back)
+        return mark.replace(microsecond=0)
+
+    # -- extraction -------------------------------------------------------------------------
+    def pages(self, spec: ObjectSpec, cursor: Cursor | None, *, full: bool) -> Iterator[Page]:
+        state: dict[str, Any] = {"described_at": self._described.get(spec.name),
+                                 "synced_at": self._start.isoformat()}  # fmt: skip
+        fields = self._fields.get(spec.name)
+        if fields is None:
+            yield Page(cursor=Cursor(None, {**state, "absent": True}))
+            return
+        state["fields"] = fields
+        state["types"] = self._types.get(spec.name, {})
+        cf = self._cursor_field(spec.name)
+        last = None if full or cursor is None else cursor.value
+        first = self._first.pop(spec.name, None)
+        soql = self._soql(spec, None if full else cursor)
+        if first is None:
+            try:
+                first = self.client.query(soql, obj=spec.name, page_size=self.page_size)
+            except ConfigError:
+                # A field vanished since the cached describe (G9): describe again, once.
+                self._describe(spec, self.client.describe_global())
+                fields = self._fields.get(spec.name) or []
+                state["fields"] = fields
+                state["types"] = self._types.get(spec.name, {})
+                soql = self._soql(spec, None if full else cursor)
+                first = self.client.query(soql, obj=spec.name, page_size=self.page_size)
+        total = int(first.get("totalSize", 0))
+        if not first.get("done", True) and total > self.cfg.options.bulk_threshold:
+            yield from self._bulk(spec, soql.split(" ORDER BY ")[0], state, last, cf)
+            return
+        result = first
+        while True:
+            records = [_strip(r) for r in result.get("records", [])]
+            if cf is not None and records and records[-1].get(cf):
+                last = v.timestamp(records[-1][cf]) or last
+            page = Page(
+                records=[r for r in records if not _is_deleted(r)],
+                deleted=[r for r in records if _is_deleted(r)],
+                cursor=Cursor(last, dict(state)),
+            )
+            yield page
+            if result.get("done", True) or not result.get("nextRecordsUrl"):
+                return
+            result = self.client.query_more(
+                str(result["nextRecordsUrl"]), obj=spec.name, page_size=self.page_size
+            )
+
+    def _bulk(
+        self, spec: ObjectSpec, soql: str, state: dict[str, Any], last: str | None, cf: str | None
+    ) -> Iterator[Page]:
+        """Stream a Bulk API 2.0 job page by page; the cursor moves with the last page only
+        (bulk results are unordered, so an earlier page cannot vouch for a modstamp)."""
+        top = last
+        pending: Page | None = None
+        for text in self.client.bulk_pages(spec.name, soql, max(self.page_size, 10_000)):
+            types = self._types.get(spec.name, {})
+            rows = [_from_csv(r, types) for r in csv.DictReader(io.StringIO(text))]
+            for r in rows:
+                stamp = v.timestamp(r.get(cf)) if cf else None
+                if stamp and (top is None or stamp > top):
+                    top = stamp
+            if pending is not None:
+                yield pending
+            pending = Page(records=[r for r in rows if not _is_deleted(r)],
+                           deleted=[r for r in rows if _is_deleted(r)])  # fmt: skip
+        final = pending or Page()
+        yield replace(final, cursor=Cursor(top, dict(state)))
+
+    # -- after all objects --------------------------------------------------------------------
+    def finish(self, store: Store, connection: str) -> None:
+        """Conversion time: ConvertedDate is a date; conversion creates the opportunity, so its
+        CreatedDate on that day is the conversion instant (idempotent, re-run every sync)."""
+        leads = store.table_text(connection, "leads", with_key=True)
+        opps = store.table_text(connection, "opportunities")
+        if leads.is_empty() or opps.is_empty():
+            return
+        created = dict(zip(opps["id"].to_list(), opps["created_at"].to_list(), strict=True))
+        updates: list[tuple[str, dict[str, str | None]]] = []
+        for key, conv, opp in leads.select(
+            "row_key", "converted_at", "converted_opportunity_id"
+        ).iter_rows():
+            if conv is None or opp is None:
+                continue
+            at = created.get(opp)
+            if at is not None and at != conv and at[:10] == conv[:10]:
+                updates.append((key, {"converted_at": at}))
+        if updates:
+            with store.batch(connection) as b:
+                b.update_rows("leads", updates)

@@ -1,0 +1,633 @@
+"""The local store: what each CRM connection last showed us, and the KPIs computed from it.
+
+SQLAlchemy 2 Core over SQLite (a file, the default) or PostgreSQL (by URL); the schema is created
+and upgraded by the Alembic migrations in ``connectors/migrations`` through :meth:`Store.migrate`.
+Everything is keyed by *connection* (the ``[connections.NAME]`` name of the settings), so one
+store can hold several CRMs side by side.
+
+Public API (the contract the connectors code against)::
+
+    store = Store("sqlite:///kpisync.db")           # or postgresql+psycopg://...; schema="name"
+    store.migrate()                                 # idempotent; run once at start-up
+
+    with store.batch("sf-prod") as b:               # ONE database transaction
+        b.upsert_raw("Opportunity", [(record_id, record_dict), ...])     -> (inserted, updated)
+        b.upsert_rows("opportunities", [(row_key, {"id": ..., ...}), ...])
+        b.update_rows("opportunities", [(row_key, {"competitor": ...}), ...])  # existing only
+        b.delete("Opportunity", ids, table="opportunities", deleted_at=ts) -> number deleted
+        b.quarantine("Opportunity", record_id, reason, payload)
+        b.release("Opportunity", ids)               # records that normalise again leave quarantine
+        b.set_cursor("Opportunity", Cursor(value="2025-03-01T09:30:00Z", state={...}))
+    # leaving the block commits everything above together; an exception rolls it all back.
+
+    store.cursor("sf-prod", "Opportunity") -> Cursor | None
+    store.cursors("sf-prod") -> dict[str, Cursor]
+    store.reset_cursors("sf-prod")                  # a --full sync starts from scratch
+    store.raw_records("sf-prod", "Opportunity") -> Iterator[tuple[str, dict]]
+    store.canonical_text("sf-prod") -> dict[str, pl.DataFrame]       # every cell a str or null
+    store.read_canonical("sf-prod", corporate_currency="EUR") -> CanonicalTables  # typed frames
+    store.quarantined("sf-prod") -> list[QuarantineEntry]; store.quarantine_counts("sf-prod")
+    run_id = store.start_run("sf-prod", crm="salesforce", mode="incremental")
+    store.finish_run(run_id, RunStats(...), outcome="ok" | "paused" | "failed", message="")
+    store.runs("sf-prod", limit=10) -> list[RunRecord]
+    store.record_api_usage("sf-prod", used=.., limit=..)  /  store.api_usage("sf-prod")
+    store.write_kpis("sf-prod", values_frame, computed_at) -> rows  # replaces the connection's KPIs
+    store.read_kpis("sf-prod") -> pl.DataFrame
+    store.connections() -> list[str]
+
+Transaction and cursor contract:
+
+* A cursor advances only inside the :meth:`Store.batch` that stores the records it covers, so a
+  crash anywhere leaves either the batch *and* its cursor, or neither. Re-running a sync from the
+  stored cursor re-reads at most one batch (plus the connector's look-back), and every write is an
+  upsert keyed by record id, so a replay duplicates nothing.
+* Canonical rows are stored as canonical *text* (the CSV conventions of CANONICAL.md: timestamps
+  ``2025-03-01T09:30:00Z``, dates ``YYYY-MM-DD``, booleans ``true``/``false``, decimal text), one
+  table ``canonical_<name>`` per canonical table, keyed by ``(connection, row_key)``. The row key is
+  the CRM record id the row comes from (``id`` for tables that have one; the quota/rate record's
+  own id for ``quotas`` and ``fx_rates``). Text keeps money exact and works the same on SQLite and
+  PostgreSQL; :meth:`Store.read_canonical` types it with ``kpis.validate`` (bad rows are dropped
+  there, exactly as for a CSV import).
+* ``upsert_rows`` writes only the columns present in the row mappings (all rows of one call must
+  have the same keys), so two CRM objects can fill one canonical row (Salesforce: Opportunity and
+  OpportunityCompetitor). ``update_rows`` never creates a row.
+* Raw records are stored as JSON, as last seen, so rows can be re-normalised without re-pulling.
+  Secrets never reach the store: only CRM records, cursors and counts are written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from connectors import schema as db
+from kpis.tables import TABLES, CanonicalTables
+
+RowKey = str
+CanonicalRow = Mapping[str, str | None]
+
+__all__ = [
+    "Batch",
+    "CanonicalRow",
+    "Cursor",
+    "QuarantineEntry",
+    "RunRecord",
+    "RunStats",
+    "Store",
+]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where the next incremental pull of one object starts (opaque to the store)."""
+
+    value: str | None
+    state: Mapping[str, Any] = field(default_factory=dict)
+    updated_at: dt.datetime | None = None
+
+
+@dataclass
+class RunStats:
+    """What one sync run did; filled in by the extract loop, logged by ``finish_run``."""
+
+    objects: list[str] = field(default_factory=list)
+    records_in: int = 0
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    quarantined: int = 0
+    api_calls: int = 0
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    connection: str
+    crm: str
+    mode: str
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    duration_s: float | None
+    outcome: str | None
+    message: str | None
+    stats: RunStats
+
+
+@dataclass(frozen=True)
+class QuarantineEntry:
+    object: str
+    record_id: str
+    reason: str
+    payload: Mapping[str, Any]
+    recorded_at: dt.datetime
+
+
+def _as_utc(value: dt.datetime | None) -> dt.datetime | None:
+    # SQLite hands back naive datetimes even for timezone=True columns; they were written as UTC.
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+class Batch:
+    """The writes of one transaction; obtained from :meth:`Store.batch`, never built directly."""
+
+    def __init__(self, conn: Connection, connection: str, dialect: str) -> None:
+        self._conn = conn
+        self._connection = connection
+        self._dialect = dialect
+
+    # -- generic upsert ---------------------------------------------------------------------
+    def _upsert(
+        self, table: sa.Table, rows: list[dict[str, Any]], keys: Sequence[str], update: bool
+    ) -> None:
+        if not rows:
+            return
+        if self._dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            stmt = pg_insert(table)
+        else:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            stmt = sqlite_insert(table)  # type: ignore[assignment]
+        columns = [c for c in rows[0] if c not in keys]
+        if update and columns:
+            stmt = stmt.on_conflict_do_update(
+                index_elements=list(keys), set_={c: stmt.excluded[c] for c in columns}
+            )
+        else:
+            stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
+        self._conn.execute(stmt, rows)
+
+    # -- raw records ------------------------------------------------------------------------
+    def upsert_raw(
+        self, obj: str, records: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> tuple[int, int]:
+        """Store records as last seen; returns (inserted, updated) counts."""
+        if not records:
+            return 0, 0
+        ids = [rid for rid, _ in records]
+        existing: dict[str, str] = {}
+        t = db.raw_records
+        for chunk in _chunks(ids, 500):
+            result = self._conn.execute(
+                sa.select(t.c.record_id, t.c.data).where(
+                    t.c.connection == self._connection,
+                    t.c.object == obj,
+                    t.c.record_id.in_(chunk),
+                )
+            )
+            existing.update({str(rid): str(data) for rid, data in result})
+        now = utcnow()
+        rows = {
+            rid: {
+                "connection": self._connection,
+                "object": obj,
+                "record_id": rid,
+                "data": json.dumps(rec, sort_keys=True, default=str),
+                "seen_at": now,
+            }
+            for rid, rec in records
+        }
+        self._upsert(t, list(rows.values()), ("connection", "object", "record_id"), True)
+        # A record that comes back after a deletion is alive again.
+        d = db.deletions
+        for chunk in _chunks(ids, 500):
+            self._conn.execute(
+                sa.delete(d).where(
+                    d.c.connection == self._connection, d.c.object == obj, d.c.record_id.in_(chunk)
+                )
+            )
+        # A record re-read unchanged (look-back window, replay after a crash) is no update.
+        inserted = sum(1 for rid in rows if rid not in existing)
+        updated = sum(
+            1 for rid, row in rows.items() if rid in existing and existing[rid] != row["data"]
+        )
+        return inserted, updated
+
+    # -- canonical rows ---------------------------------------------------------------------
+    def upsert_rows(self, table: str, rows: Sequence[tuple[RowKey, CanonicalRow]]) -> None:
+        """Insert or update canonical rows; only the columns given are written."""
+        self._write_rows(table, rows, insert=True)
+
+    def update_rows(self, table: str, rows: Sequence[tuple[RowKey, CanonicalRow]]) -> None:
+        """Update columns of rows that exist; keys without a row are ignored."""
+        self._write_rows(table, rows, insert=False)
+
+    def _write_rows(
+        self, table: str, rows: Sequence[tuple[RowKey, CanonicalRow]], *, insert: bool
+    ) -> None:
+        if not rows:
+            return
+        t = db.canonical[table]
+        valid = set(db.canonical_columns(table))
+        first = rows[0][1]
+        unknown = set(first) - valid
+        if unknown:
+            raise ValueError(f"{table}: unknown canonical column(s) {sorted(unknown)}")
+        dedup = {
+            key: {"connection": self._connection, "row_key": key, **dict(row)} for key, row in rows
+        }
+        values = list(dedup.values())
+        if insert:
+            self._upsert(t, values, ("connection", "row_key"), True)
+            return
+        cols = list(first)
+        stmt = (
+            sa.update(t)
+            .where(t.c.connection == sa.bindparam("b_connection"))
+            .where(t.c.row_key == sa.bindparam("b_row_key"))
+            .values({c: sa.bindparam(f"b_{c}") for c in cols})
+        )
+        self._conn.execute(stmt, [{f"b_{k}": v for k, v in r.items()} for r in values])
+
+    # -- deletions --------------------------------------------------------------------------
+    def delete(
+        self,
+        obj: str,
+        ids: Sequence[str],
+        *,
+        table: str | None = None,
+        deleted_at: dt.datetime | None = None,
+    ) -> int:
+        """Forget deleted records (raw and canonical rows) and log the deletion."""
+        if not ids:
+            return 0
+        when = deleted_at or utcnow()
+        count = 0
+        raw = db.raw_records
+        for chunk in _chunks(list(dict.fromkeys(ids)), 500):
+            res = self._conn.execute(
+                sa.delete(raw).where(
+                    raw.c.connection == self._connection,
+                    raw.c.object == obj,
+                    raw.c.record_id.in_(chunk),
+                )
+            )
+            count += res.rowcount or 0
+            if table is not None:
+                ct = db.canonical[table]
+                self._conn.execute(
+                    sa.delete(ct).where(
+                        ct.c.connection == self._connection, ct.c.row_key.in_(chunk)
+                    )
+                )
+            self.release(obj, chunk)
+        rows = [
+            {
+                "connection": self._connection,
+                "object": obj,
+                "record_id": rid,
+                "deleted_at": when,
+                "recorded_at": utcnow(),
+            }
+            for rid in dict.fromkeys(ids)
+        ]
+        self._upsert(db.deletions, rows, ("connection", "object", "record_id"), True)
+        return count
+
+    # -- quarantine -------------------------------------------------------------------------
+    def quarantine(self, obj: str, record_id: str, reason: str, payload: Mapping[str, Any]) -> None:
+        """Keep a record that could not be normalised, with the reason (latest wins)."""
+        row = {
+            "connection": self._connection,
+            "object": obj,
+            "record_id": record_id,
+            "reason": reason[:2000],
+            "payload": json.dumps(payload, sort_keys=True, default=str),
+            "recorded_at": utcnow(),
+        }
+        self._upsert(db.quarantine, [row], ("connection", "object", "record_id"), True)
+
+    def release(self, obj: str, ids: Sequence[str]) -> None:
+        """Drop quarantine entries of records that are now fine (or gone)."""
+        q = db.quarantine
+        for chunk in _chunks(list(ids), 500):
+            self._conn.execute(
+                sa.delete(q).where(
+                    q.c.connection == self._connection, q.c.object == obj, q.c.record_id.in_(chunk)
+                )
+            )
+
+    # -- cursors ----------------------------------------------------------------------------
+    def set_cursor(self, obj: str, cursor: Cursor) -> None:
+        row = {
+            "connection": self._connection,
+            "object": obj,
+            "value": cursor.value,
+            "state": json.dumps(dict(cursor.state), sort_keys=True),
+            "updated_at": utcnow(),
+        }
+        self._upsert(db.cursors, [row], ("connection", "object"), True)
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+class Store:
+    """One store database; see the module docstring for the contract."""
+
+    def __init__(self, url: str = "sqlite:///kpisync.db", *, schema: str | None = None) -> None:
+        self.url = url
+        self.schema = schema
+        kwargs: dict[str, Any] = {}
+        if url.startswith("postgresql") and schema:
+            # A schema per deployment (or per test run): every statement resolves there.
+            kwargs["connect_args"] = {"options": f"-csearch_path={schema}"}
+        self.engine: Engine = sa.create_engine(url, **kwargs)
+        if self.engine.dialect.name == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.dialect = self.engine.dialect.name
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- schema -----------------------------------------------------------------------------
+    def migrate(self) -> None:
+        """Create or upgrade the schema to the latest migration (no alembic.ini needed)."""
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        with self.engine.begin() as conn:
+            if self.dialect == "postgresql" and self.schema:
+                conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    # -- writing ----------------------------------------------------------------------------
+    @contextmanager
+    def batch(self, connection: str) -> Iterator[Batch]:
+        """One transaction: every write inside commits together, or none does."""
+        with self.engine.begin() as conn:
+            yield Batch(conn, connection, self.dialect)
+
+    # -- cursors ----------------------------------------------------------------------------
+    def cursor(self, connection: str, obj: str) -> Cursor | None:
+        return self.cursors(connection).get(obj)
+
+    def cursors(self, connection: str) -> dict[str, Cursor]:
+        t = db.cursors
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(t).where(t.c.connection == connection)).mappings()
+            return {
+                r["object"]: Cursor(r["value"], json.loads(r["state"] or "{}"),
+                                    _as_utc(r["updated_at"]))
+                for r in rows
+            }  # fmt: skip
+
+    def reset_cursors(self, connection: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(db.cursors).where(db.cursors.c.connection == connection))
+
+    # -- reading ----------------------------------------------------------------------------
+    def raw_records(self, connection: str, obj: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        t = db.raw_records
+        with self.engine.connect() as conn:
+            result = conn.execute(
+                sa.select(t.c.record_id, t.c.data)
+                .where(t.c.connection == connection, t.c.object == obj)
+                .order_by(t.c.record_id)
+            )
+            for rid, data in result:
+                yield rid, json.loads(data)
+
+    def raw_count(self, connection: str) -> dict[str, int]:
+        t = db.raw_records
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(t.c.object, sa.func.count())
+                .where(t.c.connection == connection)
+                .group_by(t.c.object)
+            )
+            return {obj: int(n) for obj, n in rows}
+
+    def canonical_text(self, connection: str) -> dict[str, pl.DataFrame]:
+        """Every canonical table as text columns, sorted by row key (stable exports)."""
+        return {name: self.table_text(connection, name) for name in TABLES}
+
+    def table_text(self, connection: str, table: str, *, with_key: bool = False) -> pl.DataFrame:
+        """One canonical table as text columns (plus ``row_key`` if asked), by row key."""
+        t = db.canonical[table]
+        cols = (["row_key"] if with_key else []) + db.canonical_columns(table)
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(*[t.c[c] for c in cols])
+                .where(t.c.connection == connection)
+                .order_by(t.c.row_key)
+            ).all()
+        return pl.DataFrame(
+            [tuple(r) for r in rows], schema={c: pl.String for c in cols}, orient="row"
+        )
+
+    def read_canonical(self, connection: str, corporate_currency: str = "EUR") -> CanonicalTables:
+        """The connection's canonical tables, typed as the KPI engine reads them."""
+        from kpis.validate import validate_tables
+
+        return validate_tables(self.canonical_text(connection), corporate_currency).tables
+
+    # -- quarantine -------------------------------------------------------------------------
+    def quarantined(self, connection: str) -> list[QuarantineEntry]:
+        q = db.quarantine
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(q).where(q.c.connection == connection).order_by(q.c.object, q.c.record_id)
+            ).mappings()
+            return [
+                QuarantineEntry(r["object"], r["record_id"], r["reason"],
+                                json.loads(r["payload"] or "{}"),
+                                _as_utc(r["recorded_at"]) or utcnow())
+                for r in rows
+            ]  # fmt: skip
+
+    def quarantine_counts(self, connection: str) -> dict[str, int]:
+        q = db.quarantine
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(q.c.object, sa.func.count())
+                .where(q.c.connection == connection)
+                .group_by(q.c.object)
+            )
+            return {obj: int(n) for obj, n in rows}
+
+    def deleted_ids(self, connection: str, obj: str) -> set[str]:
+        d = db.deletions
+        with self.engine.connect() as conn:
+            return set(
+                conn.execute(
+                    sa.select(d.c.record_id).where(d.c.connection == connection, d.c.object == obj)
+                ).scalars()
+            )
+
+    # -- run log ----------------------------------------------------------------------------
+    def start_run(self, connection: str, *, crm: str, mode: str) -> int:
+        with self.engine.begin() as conn:
+            res = conn.execute(
+                sa.insert(db.sync_runs).values(
+                    connection=connection, crm=crm, mode=mode, started_at=utcnow(),
+                    outcome="running",
+                )
+            )  # fmt: skip
+            key = res.inserted_primary_key
+            assert key is not None
+            return int(key[0])
+
+    def finish_run(self, run_id: int, stats: RunStats, *, outcome: str, message: str = "") -> None:
+        t = db.sync_runs
+        now = utcnow()
+        with self.engine.begin() as conn:
+            started = conn.execute(sa.select(t.c.started_at).where(t.c.id == run_id)).scalar_one()
+            conn.execute(
+                sa.update(t)
+                .where(t.c.id == run_id)
+                .values(
+                    finished_at=now,
+                    duration_s=(now - (_as_utc(started) or now)).total_seconds(),
+                    outcome=outcome,
+                    message=message[:2000],
+                    objects=json.dumps(stats.objects),
+                    records_in=stats.records_in,
+                    inserted=stats.inserted,
+                    updated=stats.updated,
+                    deleted=stats.deleted,
+                    quarantined=stats.quarantined,
+                    api_calls=stats.api_calls,
+                )
+            )
+
+    def runs(self, connection: str, limit: int = 10) -> list[RunRecord]:
+        t = db.sync_runs
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(t)
+                .where(t.c.connection == connection)
+                .order_by(t.c.id.desc())
+                .limit(limit)
+            ).mappings()
+            return [_run_record(dict(r)) for r in rows]
+
+    # -- API budget -------------------------------------------------------------------------
+    def record_api_usage(self, connection: str, *, used: int, limit: int) -> None:
+        row = {
+            "connection": connection,
+            "used": used,
+            "daily_limit": limit,
+            "observed_at": utcnow(),
+        }
+        with self.batch(connection) as b:
+            b._upsert(db.api_usage, [row], ("connection",), True)
+
+    def api_usage(self, connection: str) -> tuple[int, int, dt.datetime] | None:
+        """(used, daily limit, when observed) as last reported by the CRM, if ever."""
+        t = db.api_usage
+        with self.engine.connect() as conn:
+            r = conn.execute(sa.select(t).where(t.c.connection == connection)).mappings().first()
+            if r is None:
+                return None
+            return int(r["used"]), int(r["daily_limit"]), _as_utc(r["observed_at"]) or utcnow()
+
+    # -- KPI values -------------------------------------------------------------------------
+    def write_kpis(
+        self, connection: str, values: pl.DataFrame, computed_at: dt.datetime | None = None
+    ) -> int:
+        """Replace the connection's KPI values with ``values`` (the KPI output format)."""
+        when = computed_at or utcnow()
+        t = db.kpi_values
+        rows = [
+            {"connection": connection, "computed_at": when, **_kpi_row(r)}
+            for r in values.iter_rows(named=True)
+        ]
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(t).where(t.c.connection == connection))
+            if rows:
+                conn.execute(sa.insert(t), rows)
+        return len(rows)
+
+    def read_kpis(self, connection: str) -> pl.DataFrame:
+        t = db.kpi_values
+        cols = [c for c in db.KPI_COLUMNS]
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(*[t.c[c] for c in cols])
+                .where(t.c.connection == connection)
+                .order_by(t.c.metric, t.c.scope, t.c.subject_id, t.c.period_start)
+            ).all()
+        return pl.DataFrame([tuple(r) for r in rows], schema=db.KPI_SCHEMA, orient="row")
+
+    def connections(self) -> list[str]:
+        with self.engine.connect() as conn:
+            names: set[str] = set()
+            for t in (db.cursors, db.sync_runs, db.raw_records):
+                names.update(conn.execute(sa.select(t.c.connection).distinct()).scalars())
+            return sorted(names)
+
+
+def _kpi_row(r: Mapping[str, Any]) -> dict[str, Any]:
+    def num(v: Any) -> float | None:
+        return None if v is None else float(v)
+
+    def day(v: Any) -> dt.date | None:
+        if v is None or isinstance(v, dt.date):
+            return v
+        return dt.date.fromisoformat(str(v))
+
+    return {
+        "metric": str(r["metric"]),
+        "scope": str(r["scope"]),
+        "subject_id": str(r["subject_id"]),
+        "period_start": day(r["period_start"]),
+        "period_end": day(r["period_end"]),
+        "value": num(r["value"]),
+        "unit": None if r.get("unit") is None else str(r["unit"]),
+        "numerator": num(r.get("numerator")),
+        "denominator": num(r.get("denominator")),
+        "records": None if r.get("records") is None else int(r["records"]),
+    }
+
+
+def _run_record(r: Mapping[str, Any]) -> RunRecord:
+    stats = RunStats(
+        objects=json.loads(r["objects"] or "[]"),
+        records_in=r["records_in"] or 0,
+        inserted=r["inserted"] or 0,
+        updated=r["updated"] or 0,
+        deleted=r["deleted"] or 0,
+        quarantined=r["quarantined"] or 0,
+        api_calls=r["api_calls"] or 0,
+    )
+    return RunRecord(
+        id=int(r["id"]), connection=r["connection"], crm=r["crm"], mode=r["mode"],
+        started_at=_as_utc(r["started_at"]) or utcnow(), finished_at=_as_utc(r["finished_at"]),
+        duration_s=r["duration_s"], outcome=r["outcome"], message=r["message"], stats=stats,
+    )  # fmt: skip
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # WAL lets `kpisync status` read while a sync writes; busy_timeout waits instead of failing.
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
