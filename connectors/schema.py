@@ -142,3 +142,36 @@ def _canonical_table(name: str) -> sa.Table:
 
 
 canonical: dict[str, sa.Table] = {name: _canonical_table(name) for name in TABLES}
+
+# -- writeback (migration 0002) -----------------------------------------------------------------
+# What kpisync last wrote to each CRM target, one row per KPI row key: the hash of the values the
+# CRM confirmed, the CRM's record id, and the failure state of a row the CRM refused.
+writeback_ledger = sa.Table(
+    "writeback_ledger",
+    metadata,
+    _conn(),
+    sa.Column("target", sa.String(100), primary_key=True),
+    sa.Column("row_key", sa.String(300), primary_key=True),
+    sa.Column("value_hash", sa.String(64)),
+    sa.Column("crm_id", sa.String(100)),
+    sa.Column("written_at", _TS),
+    sa.Column("pending_hash", sa.String(64)),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("last_error", sa.Text),
+    sa.Column("next_attempt_at", _TS),
+    sa.Column("parked", sa.Boolean, nullable=False),
+    sa.Column("updated_at", _TS, nullable=False),
+)
+
+# Everything ``kpisync install`` created in a CRM, so uninstall removes exactly that.
+writeback_installed = sa.Table(
+    "writeback_installed",
+    metadata,
+    _conn(),
+    sa.Column("kind", sa.String(40), primary_key=True),
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("crm", sa.String(20), nullable=False),
+    sa.Column("crm_id", sa.String(100)),
+    sa.Column("detail", sa.Text),
+    sa.Column("created_at", _TS, nullable=False),
+)

@@ -605,6 +605,7 @@ def _kpi_row(r: Mapping[str, Any]) -> dict[str, Any]:
         "numerator": num(r.get("numerator")),
         "denominator": num(r.get("denominator")),
         "records": None if r.get("records") is None else int(r["records"]),
+        "dimension": None if r.get("dimension") is None else str(r["dimension"]),
     }
 
 
