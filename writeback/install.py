@@ -23,6 +23,7 @@ class Status(StrEnum):
     UNAVAILABLE = "unavailable"  # the CRM cannot hold it (feature not in this org/portal)
     REMOVE = "remove"  # uninstall: removed now (or would be)
     GONE = "gone"  # uninstall: already gone from the CRM; forgotten
+    SKIP = "skip"  # nothing to do (e.g. no KPI of that level in the catalogue)
 
 
 @dataclass(frozen=True)
