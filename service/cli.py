@@ -211,6 +211,7 @@ def _register_subcommands() -> None:
     from service.sync_commands import register
 
     register(app)
+    __import__("service.writeback_commands").writeback_commands.register(app)
 
 
 _register_subcommands()

@@ -25,6 +25,7 @@ from typing import Any
 
 from connectors.config import ConnectionConfig, Secret, SyncOptions
 from kpis.settings import KpiSettings, KpiSettingsError, PeriodType
+from writeback.settings import WritebackSettings
 
 __all__ = [
     "ConnectionConfig",
@@ -66,6 +67,7 @@ class Settings:
     connections: dict[str, ConnectionConfig] = field(default_factory=dict)
     store: StoreSettings = field(default_factory=StoreSettings)
     sync: SyncOptions = field(default_factory=SyncOptions)
+    writeback: WritebackSettings = field(default_factory=WritebackSettings)
 
     def connection(self, name: str | None) -> list[ConnectionConfig]:
         """The named connection, or every connection when ``name`` is None."""
@@ -260,6 +262,48 @@ def _mappings(path: Path | None, mappings: dict[str, Any]) -> dict[str, dict[str
     return mappings
 
 
+def _writeback_settings(path: Path | None, table: Mapping[str, Any]) -> WritebackSettings:
+    """``[writeback]``: every key checked here, KPI keys against the registry."""
+    import re
+
+    from writeback.spec import build_spec
+
+    values: dict[str, Any] = {}
+    lists = {"user_fields", "assignees", "mapped_fields"}
+    for key, value in table.items():
+        where = f"writeback.{key}"
+        if key == "prefix":
+            if not isinstance(value, str) or not re.fullmatch(r"([A-Za-z][A-Za-z0-9]{0,9}_)?",
+                                                               value):  # fmt: skip
+                raise SettingsError(path, where, "expected letters/digits ending in _, e.g. KS_")
+        elif key in lists:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise SettingsError(path, where, "expected a list of strings")
+            value = tuple(value)
+        elif key in ("max_failures", "lock_retries"):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise SettingsError(path, where, "expected a non-negative integer")
+            if key == "max_failures" and value < 1:
+                raise SettingsError(path, where, "expected at least 1")
+        elif key == "retry_base_s":
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise SettingsError(path, where, "expected a non-negative number of seconds")
+            value = float(value)
+        elif key == "targets":
+            if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+                raise SettingsError(path, where, "expected a table of metric = KPI key")
+        else:
+            raise SettingsError(path, where, "unknown setting")
+        values[key] = value
+    settings = WritebackSettings(**values)
+    try:
+        build_spec(settings)
+    except ValueError as exc:
+        key, _, problem = str(exc).partition(": ")
+        raise SettingsError(path, f"writeback.{key}", problem) from None
+    return settings
+
+
 def parse_settings(
     data: dict[str, Any], path: Path | None = None, env: Mapping[str, str] | None = None
 ) -> Settings:
@@ -286,9 +330,10 @@ def parse_settings(
         name: _connection(path, name, _table(path, f"connections.{name}", table), sync, env)
         for name, table in _table(path, "connections", data.get("connections", {})).items()
     }
+    writeback = _writeback_settings(path, _table(path, "writeback", data.get("writeback", {})))
     return Settings(
         kpi=_kpi_settings(path, kpi_table), mappings=mappings, source=path,
-        connections=connections, store=StoreSettings(url), sync=sync,
+        connections=connections, store=StoreSettings(url), sync=sync, writeback=writeback,
     )  # fmt: skip
 
 

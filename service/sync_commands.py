@@ -26,6 +26,7 @@ from rich.progress import (
 from rich.table import Table
 
 from service.settings import Settings, SettingsError, load_settings, settings_path
+from writeback.ledger import parked_counts
 
 console = Console(stderr=True, soft_wrap=True)
 EXIT_FAILED, EXIT_USAGE, EXIT_PAUSED = 1, 2, 75
@@ -161,6 +162,7 @@ def status_data(settings: Settings, store: Any, names: list[str]) -> dict[str, A
             },
             "records": store.raw_count(name),
             "quarantine": store.quarantine_counts(name),
+            "writeback_parked": parked_counts(store, name),
             "api_budget": None
             if usage is None
             else {
