@@ -177,7 +177,7 @@ class SalesforceApp:
 
     def expired_session_response(self, request: Request) -> Response:
         self.auth.revoke(request)
-        return invalid_session().response()
+        return self._with_limit_header(invalid_session().response())
 
     def server_error_response(self, request: Request, status: int) -> Response:
         if status == 503:
@@ -187,7 +187,8 @@ class SalesforceApp:
                                   "An unexpected error occurred. Please include this ErrorId "
                                   "if you contact support: 1234567890-12345 "
                                   "(-1234567890)")  # fmt: skip
-        return err.response()
+        # Sforce-Limit-Info rides on every API response, errors included (headers_api_usage.htm).
+        return self._with_limit_header(err.response())
 
     def edit_record(
         self, object_name: str, record_id: str, fields: dict[str, Any]

@@ -32,6 +32,17 @@ from sandbox.salesforce.store import Table
 
 CLOSED_WON = {"closed won"}
 FLS_OBJECTS = frozenset({"FieldPermissions", "PermissionSetAssignment", "PermissionSet"})
+#: ObjectPermissions flags and the flags each one requires on the same row
+#: (sforce_api_objects_objectpermissions.htm).
+OBJECT_PERMISSION_NEEDS = {
+    "PermissionsRead": (),
+    "PermissionsCreate": ("PermissionsRead",),
+    "PermissionsEdit": ("PermissionsRead",),
+    "PermissionsDelete": ("PermissionsRead", "PermissionsEdit"),
+    "PermissionsViewAllRecords": ("PermissionsRead",),
+    "PermissionsModifyAllRecords": ("PermissionsRead", "PermissionsEdit", "PermissionsDelete",
+                                    "PermissionsViewAllRecords"),
+}  # fmt: skip
 
 
 def now_utc() -> datetime:
@@ -126,7 +137,7 @@ class Org:
         self.tables: dict[str, Table] = {
             name: Table(obj, frames.get(name)) for name, obj in self.objects.items()
         }
-        self._grants: frozenset[str] | None = None
+        self._grants: tuple[frozenset[str], frozenset[str]] | None = None
         self.profile_permission_set_id = self._seed_profile_permission_set()
 
     def _extend_picklists(self, frames: dict[str, pl.DataFrame]) -> None:
@@ -180,8 +191,10 @@ class Org:
                 404, "NOT_FOUND", "The requested resource does not exist"
             ) from None
 
-    def granted_fields(self) -> frozenset[str]:
-        """``Object.Field`` names readable by the API user through its permission sets."""
+    def _grant_sets(self) -> tuple[frozenset[str], frozenset[str]]:
+        """(readable, editable) ``Object.Field`` names granted to the API user by the
+        FieldPermissions of its assigned permission sets (sforce_api_objects_fieldpermissions.htm:
+        ``PermissionsRead`` to see a field, ``PermissionsEdit`` to write it)."""
         with self.lock:
             if self._grants is not None:
                 return self._grants
@@ -189,16 +202,25 @@ class Org:
             sets = psa.filter(
                 (pl.col("AssigneeId") == self.api_user_id) & ~pl.col("IsDeleted")
             ).get_column("PermissionSetId")
-            fp = self.tables["FieldPermissions"].frame()
-            granted = fp.filter(
-                pl.col("ParentId").is_in(sets.implode()) & pl.col("PermissionsRead")
-                & ~pl.col("IsDeleted")
-            ).get_column("Field")  # fmt: skip
-            self._grants = frozenset(granted.to_list())
+            fp = self.tables["FieldPermissions"].frame().filter(
+                pl.col("ParentId").is_in(sets.implode()) & ~pl.col("IsDeleted")
+            )  # fmt: skip
+            read = fp.filter(pl.col("PermissionsRead")).get_column("Field")
+            edit = fp.filter(pl.col("PermissionsRead") & pl.col("PermissionsEdit"))
+            self._grants = (frozenset(read.to_list()),
+                            frozenset(edit.get_column("Field").to_list()))  # fmt: skip
             return self._grants
+
+    def granted_fields(self) -> frozenset[str]:
+        """``Object.Field`` names readable by the API user through its permission sets."""
+        return self._grant_sets()[0]
 
     def visible(self, obj: ObjectDef, f: FieldDef) -> bool:
         return not f.needs_fls or f"{obj.name}.{f.name}" in self.granted_fields()
+
+    def editable(self, obj: ObjectDef, f: FieldDef) -> bool:
+        """Field-level security lets the API user write ``f`` (read-only FLS does not)."""
+        return not f.needs_fls or f"{obj.name}.{f.name}" in self._grant_sets()[1]
 
     def catalog(self) -> Catalog:
         return Catalog(self.objects, self.tables, self.visible)
@@ -231,6 +253,7 @@ class Org:
             k for k in values
             if k in SYSTEM_FIELDS or not (obj.fields[k].createable if creating
                                           else obj.fields[k].updateable)
+            or not self.editable(obj, obj.fields[k])
         ]  # fmt: skip
         if bad:
             raise RecordError(
@@ -290,6 +313,103 @@ class Org:
                 missing,
             )  # fmt: skip
 
+    # -- setup objects (permission sets and their permissions) ----------------------------------
+
+    def _validate_setup(self, obj: ObjectDef, row: dict[str, Any]) -> None:
+        if obj.name == "FieldPermissions":
+            self._validate_field_permissions(row)
+        elif obj.name == "ObjectPermissions":
+            self._validate_object_permissions(row)
+        elif obj.name == "PermissionSetAssignment":
+            self._unique(obj, row, ("PermissionSetId", "AssigneeId"), "DUPLICATE_VALUE")
+        elif obj.name == "PermissionSet":
+            self._unique(obj, row, ("Name",), "DUPLICATE_DEVELOPER_NAME",
+                         "The API Name you entered is already in use.")  # fmt: skip
+
+    def _unique(
+        self, obj: ObjectDef, row: dict[str, Any], keys: tuple[str, ...], code: str,
+        message: str | None = None,
+    ) -> None:  # fmt: skip
+        frame = (
+            self.tables[obj.name].frame().filter(~pl.col("IsDeleted") & (pl.col("Id") != row["Id"]))
+        )
+        for k in keys:
+            v = row.get(k)
+            frame = frame.filter(
+                pl.col(k).str.to_lowercase() == v.lower() if isinstance(v, str) else pl.col(k) == v
+            )
+        if frame.height:
+            other = frame.get_column("Id")[0]
+            # Wording of the API's unique-index error (errorcodes.htm DUPLICATE_VALUE).
+            raise RecordError(
+                code, message or f"duplicate value found: {keys[-1]} duplicates value on record "
+                f"with id: {other}", list(keys),
+            )  # fmt: skip
+
+    def _validate_field_permissions(self, row: dict[str, Any]) -> None:
+        """FieldPermissions rules (sforce_api_objects_fieldpermissions.htm): ``Field`` is a
+        restricted picklist of ``SobjectType.FieldName`` (API 50+: a lookup may be named by its
+        relationship, ``Opportunity.Account``, and is stored as ``Opportunity.AccountId``);
+        ``PermissionsEdit`` requires ``PermissionsRead``; one row per permission set and field."""
+        sobject = str(row.get("SobjectType") or "")
+        target = str(row.get("Field") or "")
+        prefix, _, fname = target.partition(".")
+        bad = RecordError(
+            "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+            f"Field Name: bad value for restricted picklist field: {target}", ["Field"],
+        )  # fmt: skip
+        try:
+            obj = self.object(sobject)
+        except SalesforceError:
+            raise RecordError(
+                "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+                f"Object Name: bad value for restricted picklist field: {sobject}",
+                ["SobjectType"],
+            ) from None
+        if prefix.lower() != obj.name.lower() or not fname:
+            raise bad
+        f = obj.field(fname) or obj.relationship(fname)
+        if f is None or f.name in SYSTEM_FIELDS:
+            raise bad
+        row["SobjectType"] = obj.name
+        row["Field"] = f"{obj.name}.{f.name}"
+        if row.get("PermissionsEdit") and not row.get("PermissionsRead"):
+            # The rule is documented ("Requires PermissionsRead"); the message text is ours.
+            raise RecordError(
+                "FIELD_INTEGRITY_EXCEPTION",
+                "Permission Edit requires Permission Read",
+                ["PermissionsRead"],
+            )
+        self._unique(self.objects["FieldPermissions"], row, ("ParentId", "Field"),
+                     "DUPLICATE_VALUE")  # fmt: skip
+
+    def _validate_object_permissions(self, row: dict[str, Any]) -> None:
+        """ObjectPermissions rules (sforce_api_objects_objectpermissions.htm): at least one
+        permission ("You must enable at least one permission."), each permission's
+        prerequisites, an existing ``SobjectType``, one row per permission set and object."""
+        sobject = str(row.get("SobjectType") or "")
+        try:
+            row["SobjectType"] = self.object(sobject).name
+        except SalesforceError:
+            raise RecordError(
+                "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+                f"Object Name: bad value for restricted picklist field: {sobject}",
+                ["SobjectType"],
+            ) from None
+        if not any(row.get(k) for k in OBJECT_PERMISSION_NEEDS):
+            raise RecordError(
+                "FIELD_INTEGRITY_EXCEPTION",
+                "You must enable at least one permission.",
+                ["Permissions"],
+            )
+        for flag, needs in OBJECT_PERMISSION_NEEDS.items():
+            missing = [n for n in needs if row.get(flag) and not row.get(n)]
+            if missing:
+                raise RecordError("FIELD_INTEGRITY_EXCEPTION",
+                                  f"{flag} requires {', '.join(missing)}", missing)  # fmt: skip
+        self._unique(self.objects["ObjectPermissions"], row, ("ParentId", "SobjectType"),
+                     "DUPLICATE_VALUE")  # fmt: skip
+
     def prepare_create(self, obj: ObjectDef, values: dict[str, Any]) -> Prepared:
         self._check_writable(obj, values, creating=True)
         self._check_references(obj, values)
@@ -306,6 +426,7 @@ class Org:
         row.update(self._system_row(self.ids.new(obj.key_prefix), now))
         self._derive(obj, row)
         self._required(obj, row)
+        self._validate_setup(obj, row)
         return Prepared(obj, row, created=True)
 
     def prepare_update(
@@ -336,6 +457,8 @@ class Org:
         row["LastModifiedById"] = self.api_user_id
         self._derive(obj, row)
         self._required(obj, row)
+        if check:
+            self._validate_setup(obj, row)
         return Prepared(obj, row, created=False)
 
     def prepare_delete(self, obj: ObjectDef, record_id: str) -> Prepared:

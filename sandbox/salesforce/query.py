@@ -217,6 +217,25 @@ def _id_expr(col: Column, v: str) -> pl.Expr:
     return pl.col(col.key) == v
 
 
+def _in_expr(col: Column, values: list[Any]) -> pl.Expr:
+    """``col IN (values)``: numbers compare as doubles (``IN (1, 2.5)`` mixes ints and
+    decimals), and a 15-character id matches its 18-character form, as with ``=``."""
+    if col.field.type in NUMBER_TYPES:
+        floats = pl.Series([float(v) for v in values], dtype=pl.Float64)
+        return pl.col(col.key).cast(pl.Float64).is_in(floats.implode())
+    if col.field.type in ("id", "reference"):
+        full = [v for v in values if len(v) != 15]
+        short = [v for v in values if len(v) == 15]
+        e = pl.col(col.key).is_in(pl.Series(full, dtype=pl.Utf8).implode())
+        if short:
+            e = e | pl.col(col.key).str.slice(0, 15).is_in(
+                pl.Series(short, dtype=pl.Utf8).implode()
+            )
+        return e
+    dtype = col.field.dtype
+    return _lhs(col).is_in(pl.Series(values, dtype=dtype).implode())
+
+
 def _range_bounds(col: Column, lit: Literal) -> tuple[Any, Any]:
     if col.field.type == "date":
         return lit.value, lit.end
@@ -256,7 +275,7 @@ class _Compiler:
             col = self.col(c.field)
             values = [_value(col, v) for v in c.values]
             non_null = [v for v in values if v is not None]
-            e = _lhs(col).is_in(non_null) if non_null else pl.lit(False)
+            e = _in_expr(col, non_null) if non_null else pl.lit(False)
             if any(v is None for v in values):
                 e = e | pl.col(col.key).is_null()
             e = e.fill_null(False)

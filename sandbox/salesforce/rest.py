@@ -166,7 +166,13 @@ class RestHandlers:
 
     def describe_json(self, obj: ObjectDef, version: str) -> dict[str, Any]:
         d = obj.summary(version)
-        d["fields"] = [f.describe() for f in self.org.visible_fields(obj)]
+        d["fields"] = []
+        for f in self.org.visible_fields(obj):
+            fd = f.describe()
+            if not self.org.editable(obj, f):
+                # Read-only field-level security: described, but not createable/updateable.
+                fd["createable"] = fd["updateable"] = False
+            d["fields"].append(fd)
         d["childRelationships"] = self._children(obj)
         d["recordTypeInfos"] = []
         d["supportedScopes"] = [{"label": "All records", "name": "everything"}]

@@ -397,18 +397,28 @@ def standard_objects() -> dict[str, ObjectDef]:
             _f("NextStartDate", "date", createable=False, updateable=False),
         ], label="Dated Conversion Rate"),
         _obj("PermissionSet", "0PS", [
-            _f("Name", "string"), _f("Label", "string"), _f("Description", "string"),
+            _f("Name", "string", nillable=False), _f("Label", "string", nillable=False),
+            _f("Description", "string"),
             _f("IsOwnedByProfile", "boolean", createable=False, updateable=False),
         ], label="Permission Set"),
         _obj("FieldPermissions", "01k", [
-            _ref("ParentId", "PermissionSet", "Parent", updateable=False),
-            _f("SobjectType", "picklist", updateable=False),
-            _f("Field", "picklist", updateable=False),
+            _ref("ParentId", "PermissionSet", "Parent", nillable=False, updateable=False),
+            _f("SobjectType", "picklist", nillable=False, updateable=False),
+            _f("Field", "picklist", nillable=False, updateable=False),
             _f("PermissionsRead", "boolean"), _f("PermissionsEdit", "boolean"),
         ], label="Field Permissions", label_plural="Field Permissions"),
+        # sforce_api_objects_objectpermissions.htm (key prefix 110).
+        _obj("ObjectPermissions", "110", [
+            _ref("ParentId", "PermissionSet", "Parent", nillable=False, updateable=False),
+            _f("SobjectType", "picklist", nillable=False, updateable=False),
+            _f("PermissionsCreate", "boolean"), _f("PermissionsRead", "boolean"),
+            _f("PermissionsEdit", "boolean"), _f("PermissionsDelete", "boolean"),
+            _f("PermissionsViewAllRecords", "boolean"),
+            _f("PermissionsModifyAllRecords", "boolean"),
+        ], label="Object Permissions", label_plural="Object Permissions"),
         _obj("PermissionSetAssignment", "0Pa", [
-            _ref("PermissionSetId", "PermissionSet", "PermissionSet"),
-            _ref("AssigneeId", "User", "Assignee"),
+            _ref("PermissionSetId", "PermissionSet", "PermissionSet", nillable=False),
+            _ref("AssigneeId", "User", "Assignee", nillable=False),
         ], label="Permission Set Assignment"),
         _obj("Report", "00O", [
             _f("Name", "string", createable=False, updateable=False),

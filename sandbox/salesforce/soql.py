@@ -26,6 +26,7 @@ current UTC day (developer.salesforce.com ... sforce_api_calls_soql_select_datef
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -272,22 +273,25 @@ def _date_range(name: str, n: int | None, today: date) -> tuple[date, date]:
         if name in simple:
             return simple[name]
         raise KeyError(name)
-    with_n: dict[str, tuple[date, date]] = {
-        "LAST_N_DAYS": (today - n * one, today + one),
-        "NEXT_N_DAYS": (today + one, today + (n + 1) * one),
-        "N_DAYS_AGO": (today - n * one, today - (n - 1) * one),
-        "LAST_N_WEEKS": (week0 - 7 * n * one, week0),
-        "NEXT_N_WEEKS": (week0 + 7 * one, week0 + 7 * (n + 1) * one),
-        "LAST_N_MONTHS": (month_start(today, -n), month_start(today, 0)),
-        "NEXT_N_MONTHS": (month_start(today, 1), month_start(today, n + 1)),
-        "N_MONTHS_AGO": (month_start(today, -n), month_start(today, -n + 1)),
-        "LAST_N_QUARTERS": (quarter_start(today, -n), quarter_start(today, 0)),
-        "NEXT_N_QUARTERS": (quarter_start(today, 1), quarter_start(today, n + 1)),
-        "LAST_N_YEARS": (date(today.year - n, 1, 1), date(today.year, 1, 1)),
-        "NEXT_N_YEARS": (date(today.year + 1, 1, 1), date(today.year + n + 1, 1, 1)),
-        "N_YEARS_AGO": (date(today.year - n, 1, 1), date(today.year - n + 1, 1, 1)),
+    # Built lazily: only the named literal is computed, so a large n for one unit cannot
+    # overflow another unit's arithmetic.
+    k: int = n
+    with_n: dict[str, Callable[[], tuple[date, date]]] = {
+        "LAST_N_DAYS": lambda: (today - k * one, today + one),
+        "NEXT_N_DAYS": lambda: (today + one, today + (k + 1) * one),
+        "N_DAYS_AGO": lambda: (today - k * one, today - (k - 1) * one),
+        "LAST_N_WEEKS": lambda: (week0 - 7 * k * one, week0),
+        "NEXT_N_WEEKS": lambda: (week0 + 7 * one, week0 + 7 * (k + 1) * one),
+        "LAST_N_MONTHS": lambda: (month_start(today, -k), month_start(today, 0)),
+        "NEXT_N_MONTHS": lambda: (month_start(today, 1), month_start(today, k + 1)),
+        "N_MONTHS_AGO": lambda: (month_start(today, -k), month_start(today, -k + 1)),
+        "LAST_N_QUARTERS": lambda: (quarter_start(today, -k), quarter_start(today, 0)),
+        "NEXT_N_QUARTERS": lambda: (quarter_start(today, 1), quarter_start(today, k + 1)),
+        "LAST_N_YEARS": lambda: (date(today.year - k, 1, 1), date(today.year, 1, 1)),
+        "NEXT_N_YEARS": lambda: (date(today.year + 1, 1, 1), date(today.year + k + 1, 1, 1)),
+        "N_YEARS_AGO": lambda: (date(today.year - k, 1, 1), date(today.year - k + 1, 1, 1)),
     }
-    return with_n[name]
+    return with_n[name]()
 
 
 class _Parser:
@@ -525,6 +529,11 @@ class _Parser:
                 start, end = _date_range(up, n, self.today)
             except KeyError:
                 raise self.fail(t) from None
+            except (ValueError, OverflowError):
+                raise SalesforceError(
+                    400, "NUMBER_OUTSIDE_VALID_RANGE",
+                    f"Invalid date literal: {up}:{n} is outside the supported date range",
+                ) from None  # fmt: skip
             return Literal("range", start, t.pos, end)
         raise self.fail()
 

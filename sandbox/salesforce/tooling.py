@@ -40,6 +40,13 @@ FIELD_TYPES = {
     "Percent": "percent", "Date": "date", "DateTime": "datetime", "Checkbox": "boolean",
     "Picklist": "picklist", "Lookup": "reference",
 }  # fmt: skip
+# sObject field type → Analytics column dataType (sforce_analytics_rest_api_reportdata.htm).
+_REPORT_TYPES = {
+    "string": "string", "textarea": "textarea", "email": "email", "phone": "phone",
+    "url": "url", "picklist": "picklist", "id": "id", "reference": "id", "boolean": "boolean",
+    "double": "double", "int": "int", "currency": "currency", "percent": "percent",
+    "date": "date", "datetime": "datetime",
+}  # fmt: skip
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*__c$")
 
 
@@ -47,11 +54,11 @@ def _tooling_objects() -> dict[str, ObjectDef]:
     F = FieldDef
     return {
         "CustomObject": make_object("CustomObject", "01I", [
-            F("DeveloperName", "string"), F("NamespacePrefix", "string"),
+            F("DeveloperName", "string"), F("FullName", "string"), F("NamespacePrefix", "string"),
             F("ExternalName", "string"), F("ManageableState", "string"),
         ], label="Custom Object"),
         "CustomField": make_object("CustomField", "00N", [
-            F("DeveloperName", "string"), F("NamespacePrefix", "string"),
+            F("DeveloperName", "string"), F("FullName", "string"), F("NamespacePrefix", "string"),
             F("TableEnumOrId", "string"), F("ManageableState", "string"),
             F("Description", "string"), F("InlineHelpText", "string"),
         ], label="Custom Field"),
@@ -84,6 +91,7 @@ class ToolingHandlers:
         r.add("POST", a, self.create_report)
         r.add("GET", f"{a}/{{report_id}}/describe", self.describe_report)
         r.add("GET|POST", f"{a}/{{report_id}}", self.run_report)
+        r.add("PATCH", f"{a}/{{report_id}}", self.update_report)
         r.add("DELETE", f"{a}/{{report_id}}", self.delete_report)
 
     def _tobj(self, name: str) -> ObjectDef:
@@ -108,8 +116,7 @@ class ToolingHandlers:
         o = self._tobj(sobject)
         d = o.summary(version)
         d["fields"] = [f.describe() for f in o.fields.values()]
-        d["fields"] += [FieldDef("FullName", "string").describe(),
-                        FieldDef("Metadata", "string").describe()]  # fmt: skip
+        d["fields"] += [FieldDef("Metadata", "string").describe()]
         return json_response(200, d)
 
     def create(self, request: Request, version: str, sobject: str) -> Response:
@@ -153,7 +160,9 @@ class ToolingHandlers:
             obj.fields["Name"].label = str(name_meta["label"])
         self.org.objects[full] = obj
         self.org.tables[full] = Table(obj)
-        self.tables["CustomObject"].insert(self._row(rid, DeveloperName=full.removesuffix("__c")))
+        self.tables["CustomObject"].insert(
+            self._row(rid, DeveloperName=full.removesuffix("__c"), FullName=full)
+        )
         self.metadata[rid] = meta
         self.full_names[rid] = full
         return rid
@@ -207,7 +216,8 @@ class ToolingHandlers:
             table._frame = None
         table_ref = obj.tooling_id or obj.name
         self.tables["CustomField"].insert(self._row(
-            rid, DeveloperName=field_name.removesuffix("__c"), TableEnumOrId=table_ref,
+            rid, DeveloperName=field_name.removesuffix("__c"), FullName=f"{obj.name}.{field_name}",
+            TableEnumOrId=table_ref,
             Description=meta.get("description"), InlineHelpText=meta.get("inlineHelpText"),
         ))  # fmt: skip
         self.metadata[rid] = meta
@@ -349,9 +359,48 @@ class ToolingHandlers:
         return json_response(200, self._describe(rid))
 
     def _describe(self, rid: str) -> dict[str, Any]:
+        """Report describe (sforce_analytics_rest_api_get_reportmetadata.htm): metadata, the
+        label and data type of each detail column, and the report type's field categories."""
         meta = self.reports[rid]
-        return {"reportMetadata": meta, "reportExtendedMetadata": {"detailColumnInfo": {}},
-                "reportTypeMetadata": {"categories": []}}  # fmt: skip
+        obj = self.org.object(meta["reportType"]["type"])
+        info = {
+            col: {"label": f.label, "dataType": _REPORT_TYPES.get(f.type, "string"),
+                  "entityColumnName": f"{obj.name}.{f.name}", "isLookup": f.type == "reference"}
+            for col, f in zip(meta["detailColumns"], self._columns(obj, meta["detailColumns"]),
+                              strict=True)
+        }  # fmt: skip
+        columns = {
+            f"{obj.name}.{f.name}": {"label": f.label, "filterable": True,
+                                     "dataType": _REPORT_TYPES.get(f.type, "string")}
+            for f in self.org.visible_fields(obj)
+        }  # fmt: skip
+        return {
+            "reportMetadata": meta,
+            "reportExtendedMetadata": {"detailColumnInfo": info, "aggregateColumnInfo": {},
+                                       "groupingColumnInfo": {}},
+            "reportTypeMetadata": {"categories": [{"label": obj.label, "columns": columns}]},
+        }  # fmt: skip
+
+    def update_report(self, request: Request, version: str, report_id: str) -> Response:
+        """Save changed metadata (``PATCH analytics/reports/{id}`` with ``reportMetadata``)."""
+        current = self._report(report_id)
+        body = request.json() or {}
+        meta = body.get("reportMetadata") if isinstance(body, dict) else None
+        if not isinstance(meta, dict):
+            raise SalesforceError(400, "BAD_REQUEST", "reportMetadata is required")
+        merged = {**current, **meta, "id": report_id}
+        obj = self._report_object(merged)
+        self._columns(obj, list(merged.get("detailColumns") or []))
+        merged["reportType"] = {"type": obj.name, "label": obj.label}
+        with self.org.lock:
+            self.reports[report_id] = merged
+            table = self.org.tables["Report"]
+            row = table.get(report_id)
+            if row is not None:
+                row.update(Name=str(merged["name"]), Description=merged.get("description"),
+                           LastModifiedDate=now_utc(), SystemModstamp=now_utc())  # fmt: skip
+                table.put(row)
+        return json_response(200, self._describe(report_id))
 
     def _report(self, report_id: str) -> dict[str, Any]:
         meta = self.reports.get(report_id)

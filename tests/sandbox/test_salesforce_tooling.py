@@ -9,21 +9,31 @@ from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceR
 from sandbox.salesforce.testing import SalesforceSandbox
 
 
-def _grant(sf: Salesforce, salesforce: SalesforceSandbox, field: str) -> None:
-    """FLS the way an admin script does it: a permission set, its field permission, assignment."""
-    ps = sf.PermissionSet.create({"Name": "KPI_Writeback", "Label": "KPI Writeback"})
+def _grant(
+    sf: Salesforce, salesforce: SalesforceSandbox, field: str, ps_id: str | None = None
+) -> str:
+    """FLS the way an admin script does it: a permission set, its field permission, assignment.
+
+    With ``ps_id`` the field permission joins that (already assigned) permission set.
+    """
+    new = ps_id is None
+    if ps_id is None:
+        name = "KPI_" + field.replace(".", "_").removesuffix("__c")  # names are unique per org
+        ps_id = sf.PermissionSet.create({"Name": name, "Label": name})["id"]
     sf.FieldPermissions.create(
         {
-            "ParentId": ps["id"],
+            "ParentId": ps_id,
             "SobjectType": field.split(".")[0],
             "Field": field,
             "PermissionsRead": True,
             "PermissionsEdit": True,
         }
     )
-    sf.PermissionSetAssignment.create(
-        {"PermissionSetId": ps["id"], "AssigneeId": salesforce.app.auth.user_id}
-    )
+    if new:
+        sf.PermissionSetAssignment.create(
+            {"PermissionSetId": ps_id, "AssigneeId": salesforce.app.auth.user_id}
+        )
+    return ps_id
 
 
 def test_custom_field_is_invisible_until_fls_is_granted(
@@ -81,6 +91,7 @@ def test_custom_object_with_fields_and_a_report(
         },
     )
     assert obj["id"].startswith("01I")
+    ps_id: str | None = None
     for name, mtype in (("Value__c", "Number"), ("Metric__c", "Text"), ("Key__c", "Text")):
         meta = {"label": name[:-3], "type": mtype}
         if name == "Key__c":
@@ -90,7 +101,17 @@ def test_custom_object_with_fields_and_a_report(
             method="POST",
             data={"FullName": f"KPI_Value__c.{name}", "Metadata": meta},
         )
-        _grant(sf, salesforce, f"KPI_Value__c.{name}")
+        ps_id = _grant(sf, salesforce, f"KPI_Value__c.{name}", ps_id)
+    op = sf.ObjectPermissions.create(
+        {
+            "ParentId": ps_id,
+            "SobjectType": "KPI_Value__c",
+            "PermissionsRead": True,
+            "PermissionsCreate": True,
+            "PermissionsEdit": True,
+        }
+    )
+    assert op["id"].startswith("110")
     assert "KPI_Value__c" in {o["name"] for o in sf.describe()["sobjects"]}
     kpi = sf.KPI_Value__c
     r = kpi.upsert(
@@ -123,12 +144,39 @@ def test_custom_object_with_fields_and_a_report(
     assert rid in [x["id"] for x in listed]
     described = sf.restful(f"analytics/reports/{rid}/describe")
     assert described["reportMetadata"]["name"] == "KPI values"
+    info = described["reportExtendedMetadata"]["detailColumnInfo"]
+    assert info["KPI_Value__c.Value__c"]["dataType"] == "double"
+    assert info["KPI_Value__c.Metric__c"]["label"] == "Metric"
+    found = sf.query("SELECT Id, DeveloperName FROM Report WHERE DeveloperName = 'KPI_values'")
+    assert found["records"][0]["Id"] == rid  # how an installer finds its report again
+    renamed = sf.restful(
+        f"analytics/reports/{rid}",
+        method="PATCH",
+        json={"reportMetadata": {"name": "KPI values (all)"}},
+    )
+    assert renamed["reportMetadata"]["name"] == "KPI values (all)"
+    assert [x["name"] for x in sf.restful("analytics/reports") if x["id"] == rid] == [
+        "KPI values (all)"
+    ]
+    # The Analytics API names a custom object's report type CustomEntity$<object>.
+    other = sf.restful(
+        "analytics/reports",
+        method="POST",
+        json={
+            "reportMetadata": {
+                "name": "KPI keys",
+                "reportType": {"type": "CustomEntity$KPI_Value__c"},
+                "detailColumns": ["KPI_Value__c.Key__c"],
+            }
+        },
+    )
+    assert other["reportMetadata"]["reportType"]["type"] == "KPI_Value__c"
     run = sf.restful(f"analytics/reports/{rid}")
     cells = run["factMap"]["T!T"]["rows"][0]["dataCells"]
     assert [c["value"] for c in cells] == ["Win rate", "win_rate", 0.31]
     assert (
         sf.query(f"SELECT Name FROM Report WHERE Id = '{rid}'")["records"][0]["Name"]
-        == "KPI values"
+        == "KPI values (all)"
     )
     with pytest.raises(SalesforceMalformedRequest):
         sf.restful(
@@ -145,3 +193,41 @@ def test_custom_object_with_fields_and_a_report(
     sf.restful(f"analytics/reports/{rid}", method="DELETE")
     with pytest.raises(SalesforceResourceNotFound):
         sf.restful(f"analytics/reports/{rid}/describe")
+
+
+def test_custom_object_delete_and_tooling_full_names(sf: Salesforce) -> None:
+    obj = sf.toolingexecute(
+        "sobjects/CustomObject",
+        method="POST",
+        data={"FullName": "Scratch_Obj__c", "Metadata": {"label": "Scratch"}},
+    )
+    field = sf.toolingexecute(
+        "sobjects/CustomField",
+        method="POST",
+        data={"FullName": "Scratch_Obj__c.Note__c", "Metadata": {"label": "Note", "type": "Text"}},
+    )
+    rows = sf.toolingexecute(
+        "query/?q=SELECT+Id,FullName,TableEnumOrId+FROM+CustomField"
+        f"+WHERE+TableEnumOrId='{obj['id']}'"
+    )["records"]
+    assert [(r["Id"], r["FullName"]) for r in rows] == [(field["id"], "Scratch_Obj__c.Note__c")]
+    objs = sf.toolingexecute(
+        "query/?q=SELECT+Id,FullName+FROM+CustomObject+WHERE+DeveloperName='Scratch_Obj'"
+    )
+    assert objs["records"][0]["FullName"] == "Scratch_Obj__c"
+    with pytest.raises(SalesforceMalformedRequest):  # one name per org
+        sf.toolingexecute(
+            "sobjects/CustomObject",
+            method="POST",
+            data={"FullName": "Scratch_Obj__c", "Metadata": {"label": "Again"}},
+        )
+    sf.Scratch_Obj__c.create({"Name": "row"})
+    sf.toolingexecute(f"sobjects/CustomObject/{obj['id']}", method="DELETE")
+    assert "Scratch_Obj__c" not in {o["name"] for o in sf.describe()["sobjects"]}
+    with pytest.raises(SalesforceMalformedRequest) as exc:
+        sf.query("SELECT Id FROM Scratch_Obj__c")
+    assert exc.value.content[0]["errorCode"] == "INVALID_TYPE"
+    with pytest.raises(SalesforceResourceNotFound):
+        sf.toolingexecute(f"sobjects/CustomField/{field['id']}")
+    with pytest.raises(SalesforceResourceNotFound):
+        sf.Scratch_Obj__c.describe()
