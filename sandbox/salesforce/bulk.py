@@ -159,10 +159,14 @@ class BulkHandlers:
         soql = str(body.get("query") or "")
         try:
             parsed = parse(soql)
-            if parsed.count_only or parsed.is_aggregate:
+            # Bulk API 2.0 rejects GROUP BY, OFFSET and aggregate functions such as COUNT()
+            # (api_asynch queries.htm, "SOQL Considerations").
+            if parsed.count_only or parsed.is_aggregate or parsed.group_by:
                 raise SalesforceError(
                     400, "INVALIDJOB", "Aggregate queries are not supported by Bulk API 2.0"
                 )
+            if parsed.offset is not None:
+                raise SalesforceError(400, "INVALIDJOB", "OFFSET is not supported by Bulk API 2.0")
             obj = validate(parsed, self.app.org.catalog())
         except SalesforceError as exc:
             raise SalesforceError(400, "INVALIDJOB", exc.message) from None

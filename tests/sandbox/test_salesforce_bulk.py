@@ -108,3 +108,17 @@ def test_bulk2_ingest_insert_upsert_delete(sf: Salesforce, salesforce: Salesforc
     gone = sf.bulk2.Account.delete(records=[{"Id": r["sf__Id"]} for r in ok], wait=0.1)
     assert gone[0]["numberRecordsProcessed"] == 2
     assert sf.query("SELECT COUNT() FROM Account WHERE Name LIKE 'Ingest %'")["totalSize"] == 0
+
+
+def test_bulk2_rejects_what_bulk_queries_cannot_run(salesforce: SalesforceSandbox) -> None:
+    s = salesforce.api()
+    base = salesforce.instance_url + "/services/data/v59.0/jobs/query"
+    for soql in (
+        "SELECT COUNT() FROM Lead",
+        "SELECT Status FROM Lead GROUP BY Status",
+        "SELECT Id FROM Lead LIMIT 10 OFFSET 5",
+    ):
+        r = s.post(base, json={"operation": "query", "query": soql})
+        assert r.status_code == 400 and r.json()[0]["errorCode"] == "INVALIDJOB", soql
+    ok = s.post(base, json={"operation": "query", "query": "SELECT Id FROM Lead LIMIT 10"})
+    assert ok.status_code == 200 and ok.json()["state"] == "UploadComplete"

@@ -179,3 +179,22 @@ def test_a_late_commit_lands_behind_the_watermark(fresh_salesforce: SalesforceSa
     )
     rec = sf.Lead.get(lead)
     assert rec["SystemModstamp"] == past and rec["Lead_Score__c"] == 99
+
+
+def test_injected_errors_still_carry_the_usage_header(salesforce: SalesforceSandbox) -> None:
+    s = salesforce.api()
+    url = salesforce.instance_url + "/services/data/v59.0/limits"
+    salesforce.fault(kind="http_5xx", count=1, statuses=[500])
+    salesforce.fault(kind="rate_limit_storm", count=1)
+    salesforce.fault(kind="expired_session", count=1)
+    seen = []
+    for _ in range(3):
+        r = s.get(url)
+        assert r.headers["Sforce-Limit-Info"].startswith("api-usage=")
+        assert isinstance(r.json(), list)
+        seen.append((r.status_code, r.json()[0]["errorCode"]))
+    assert sorted(seen) == [
+        (401, "INVALID_SESSION_ID"),
+        (403, "REQUEST_LIMIT_EXCEEDED"),
+        (500, "UNKNOWN_EXCEPTION"),
+    ]

@@ -245,3 +245,46 @@ def test_the_oldest_cursor_is_released_after_ten(salesforce: SalesforceSandbox) 
         s.get(url, params={"q": "SELECT Id FROM Task"}, headers=opts)
     stale = s.get(salesforce.instance_url + first["nextRecordsUrl"])
     assert stale.status_code == 400 and stale.json()[0]["errorCode"] == "INVALID_QUERY_LOCATOR"
+
+
+def test_in_lists_ids_and_wide_relative_literals(
+    sf: Salesforce, salesforce: SalesforceSandbox
+) -> None:
+    opps = salesforce.canonical["opportunities"]
+    ids = opps["id"].head(3).to_list()
+    # A 15-character id matches its 18-character form in IN as it does with '='.
+    got = sf.query(f"SELECT Id FROM Opportunity WHERE Id IN ('{ids[0][:15]}', '{ids[1]}')")
+    assert sorted(_ids(got)) == sorted(ids[:2])
+    # Numbers in an IN list may mix integers and decimals.
+    amounts = opps.filter(pl.col("amount").is_not_null())["amount"].head(2).to_list()
+    literal = ", ".join(repr(float(a)) for a in amounts) + ", 1"
+    got = sf.query_all(f"SELECT Id, Amount FROM Opportunity WHERE Amount IN ({literal})")
+    assert got["totalSize"] == opps.filter(pl.col("amount").is_in([*amounts, 1.0])).height > 0
+    # A relative literal whose span reaches far back is valid (other units would overflow).
+    everything = sf.query("SELECT COUNT() FROM Opportunity WHERE CloseDate = LAST_N_DAYS:3000")
+    past = opps.filter(pl.col("close_date") <= datetime.now(UTC).date()).height
+    assert everything["totalSize"] == past
+    with pytest.raises(SalesforceMalformedRequest) as exc:
+        sf.query("SELECT Id FROM Opportunity WHERE CloseDate = LAST_N_YEARS:5000")
+    assert exc.value.content[0]["errorCode"] == "NUMBER_OUTSIDE_VALID_RANGE"
+    with pytest.raises(SalesforceMalformedRequest) as exc:
+        sf.query("SELECT Id FROM Opportunity WHERE CloseDate = LAST_N_FORTNIGHTS:2")
+    assert exc.value.content[0]["errorCode"] == "MALFORMED_QUERY"
+
+
+def test_query_all_pages_on_its_own_locator(salesforce: SalesforceSandbox) -> None:
+    s = salesforce.api()
+    base = salesforce.instance_url + "/services/data/v59.0"
+    body = s.get(
+        base + "/queryAll/",
+        params={"q": "SELECT Id, IsDeleted FROM Task ORDER BY Id"},
+        headers={"Sforce-Query-Options": "batchSize=500"},
+    ).json()
+    assert body["nextRecordsUrl"].startswith("/services/data/v59.0/queryAll/")
+    seen = [r["Id"] for r in body["records"]]
+    while not body["done"]:
+        r = s.get(salesforce.instance_url + body["nextRecordsUrl"])
+        assert r.status_code == 200 and r.headers["Sforce-Limit-Info"].startswith("api-usage=")
+        body = r.json()
+        seen += [r["Id"] for r in body["records"]]
+    assert seen == sorted(seen) and len(seen) == body["totalSize"]
