@@ -316,6 +316,11 @@ class Org:
     # -- setup objects (permission sets and their permissions) ----------------------------------
 
     def _validate_setup(self, obj: ObjectDef, row: dict[str, Any]) -> None:
+        for f in obj.fields.values():
+            if f.unique and row.get(f.name) is not None:
+                # A unique field (customfield.htm ``unique``; case-insensitive unless
+                # ``caseSensitive``) refuses a second record with the same value.
+                self._unique(obj, row, (f.name,), "DUPLICATE_VALUE")
         if obj.name == "FieldPermissions":
             self._validate_field_permissions(row)
         elif obj.name == "ObjectPermissions":

@@ -395,10 +395,12 @@ class RestHandlers:
         prepared: list[Prepared | None] = []
         failed = False
         with self.org.lock:
+            batch_keys: dict[tuple[str, str, Any], str] = {}
             for rid, prep in items:
                 try:
                     self._lock_faults(request)
                     p = prep()
+                    _check_batch_unique(p, batch_keys)
                     prepared.append(p)
                     res = {"id": p.row["Id"], "success": True, "errors": []}
                     if upsert:
@@ -558,6 +560,24 @@ class RestHandlers:
                 has_errors = True
                 halted = halt
         return json_response(200, {"hasErrors": has_errors, "results": results})
+
+
+def _check_batch_unique(p: Prepared, seen: dict[tuple[str, str, Any], str]) -> None:
+    """Unique fields also hold *within* one request: the table does not see rows of the same
+    batch until commit, so compare them here (DUPLICATE_VALUE, as the unique index would)."""
+    for f in p.obj.fields.values():
+        value = p.row.get(f.name)
+        if not f.unique or value is None:
+            continue
+        key = (p.obj.name, f.name, value.lower() if isinstance(value, str) else value)
+        other = seen.get(key)
+        if other is not None and other != p.row["Id"]:
+            raise RecordError(
+                "DUPLICATE_VALUE",
+                f"duplicate value found: {f.name} duplicates value on record with id: {other}",
+                [f.name],
+            )
+        seen[key] = str(p.row["Id"])
 
 
 class _MultipleMatches(Exception):

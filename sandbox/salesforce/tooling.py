@@ -186,6 +186,7 @@ class ToolingHandlers:
             raise SalesforceError(400, "FIELD_INTEGRITY_EXCEPTION",
                                   f"Unsupported or missing field type: {mtype!r}")  # fmt: skip
         ftype = FIELD_TYPES[mtype]
+        required = bool(meta.get("required"))
         rid = self.org.ids.new("00N")
         picklist: tuple[str, ...] = ()
         vs = meta.get("valueSet")
@@ -195,14 +196,16 @@ class ToolingHandlers:
         ref_to = str(meta.get("referenceTo") or "")
         f = FieldDef(
             field_name, ftype, label=str(meta.get("label") or field_name.removesuffix("__c")),
-            custom=True, needs_fls=True, tooling_id=rid,
+            # A universally required field is visible and writable for every profile, so it
+            # needs no field-level security grant; any other new field does.
+            custom=True, needs_fls=not required, tooling_id=rid,
             external_id=bool(meta.get("externalId")), unique=bool(meta.get("unique")),
             length=int(meta.get("length") or 0), picklist=picklist,
             reference_to=(ref_to,) if ref_to else (),
             relationship_name=(str(meta.get("relationshipName")) + "__r"
                                if ftype == "reference" and meta.get("relationshipName")
                                else None),
-            nillable=ftype != "boolean",
+            nillable=ftype != "boolean" and not required,
         )  # fmt: skip
         obj.add_field(f)
         table = self.org.tables[obj.name]

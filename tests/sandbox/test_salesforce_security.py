@@ -165,3 +165,27 @@ def test_object_permissions_rules(sf: Salesforce) -> None:
         f"SELECT SobjectType, PermissionsDelete FROM ObjectPermissions WHERE ParentId = '{ps}'"
     )
     assert got["records"][0]["SobjectType"] == "Lead" and got["records"][0]["PermissionsDelete"]
+
+
+def test_a_required_custom_field_needs_no_grant(sf: Salesforce) -> None:
+    sf.toolingexecute(
+        "sobjects/CustomObject",
+        method="POST",
+        data={"FullName": "Req_Check__c", "Metadata": {"label": "Req check"}},
+    )
+    sf.toolingexecute(
+        "sobjects/CustomField",
+        method="POST",
+        data={
+            "FullName": "Req_Check__c.Code__c",
+            "Metadata": {"label": "Code", "type": "Text", "length": 10, "required": True},
+        },
+    )
+    described = {f["name"]: f for f in sf.Req_Check__c.describe()["fields"]}
+    assert described["Code__c"]["nillable"] is False and described["Code__c"]["createable"]
+    with pytest.raises(SalesforceMalformedRequest) as exc:
+        sf.Req_Check__c.create({"Name": "no code"})
+    err = _error(exc)
+    assert err["errorCode"] == "REQUIRED_FIELD_MISSING" and err["fields"] == ["Code__c"]
+    rec = sf.Req_Check__c.create({"Name": "coded", "Code__c": "A1"})
+    assert sf.Req_Check__c.get(rec["id"])["Code__c"] == "A1"

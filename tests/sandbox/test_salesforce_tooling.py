@@ -121,6 +121,29 @@ def test_custom_object_with_fields_and_a_report(
     )
     assert r.status_code == 201
     assert sf.query("SELECT Name, Value__c FROM KPI_Value__c")["records"][0]["Value__c"] == 0.31
+    # Key__c is unique (case-insensitively): a second record with the key is refused ...
+    with pytest.raises(SalesforceMalformedRequest) as exc:
+        kpi.create({"Name": "dup", "Key__c": "WIN_RATE|org|2024-01"})
+    assert exc.value.content[0]["errorCode"] == "DUPLICATE_VALUE"
+    # ... while a writeback-style collection upsert updates it and adds the others, and two
+    # records of one request that share a key fail like a unique index would.
+    rows = [
+        {"attributes": {"type": "KPI_Value__c"}, "Key__c": k, "Name": k, "Value__c": v}
+        for k, v in (("win_rate|org|2024-01", 0.35), ("cycle|org|2024-01", 41.0))
+    ]
+    res = sf.restful(
+        "composite/sobjects/KPI_Value__c/Key__c",
+        method="PATCH",
+        json={"allOrNone": False, "records": [*rows, {**rows[1], "Value__c": 1.0}]},
+    )
+    assert [(x["success"], x.get("created")) for x in res[:2]] == [(True, False), (True, True)]
+    assert res[2]["success"] is False
+    assert res[2]["errors"][0]["statusCode"] == "DUPLICATE_VALUE"
+    values = sf.query("SELECT Key__c, Value__c FROM KPI_Value__c ORDER BY Key__c")["records"]
+    assert [(x["Key__c"], x["Value__c"]) for x in values] == [
+        ("cycle|org|2024-01", 41.0),
+        ("win_rate|org|2024-01", 0.35),
+    ]
 
     report = sf.restful(
         "analytics/reports",
@@ -172,8 +195,8 @@ def test_custom_object_with_fields_and_a_report(
     )
     assert other["reportMetadata"]["reportType"]["type"] == "KPI_Value__c"
     run = sf.restful(f"analytics/reports/{rid}")
-    cells = run["factMap"]["T!T"]["rows"][0]["dataCells"]
-    assert [c["value"] for c in cells] == ["Win rate", "win_rate", 0.31]
+    cells = [[c["value"] for c in row["dataCells"]] for row in run["factMap"]["T!T"]["rows"]]
+    assert ["win_rate|org|2024-01", "win_rate", 0.35] in cells
     assert (
         sf.query(f"SELECT Name FROM Report WHERE Id = '{rid}'")["records"][0]["Name"]
         == "KPI values (all)"
