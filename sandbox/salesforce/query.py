@@ -61,6 +61,14 @@ class Column:
     field: FieldDef
     relationship: FieldDef | None = None  # the lookup field (OwnerId) for "Owner.Email"
     target: ObjectDef | None = None
+    #: For a date function (``CALENDAR_YEAR(CloseDate)``): the column it reads.
+    base: Column | None = None
+    func: str | None = None
+
+    @property
+    def stored(self) -> Column:
+        """The column that exists in the table (the date function's argument, or itself)."""
+        return self.base or self
 
 
 @dataclass
@@ -105,7 +113,39 @@ class Catalog:
         return self.objects[key]
 
 
+def _date_function(func: str, e: pl.Expr) -> pl.Expr:
+    """A SOQL date function as a polars expression (UTC; fiscal year = calendar year)."""
+    if func == "DAY_ONLY":
+        return e.dt.date()
+    day_of_year = e.dt.ordinal_day().cast(pl.Int64)
+    exprs: dict[str, pl.Expr] = {
+        "CALENDAR_MONTH": e.dt.month(), "FISCAL_MONTH": e.dt.month(),
+        "CALENDAR_QUARTER": e.dt.quarter(), "FISCAL_QUARTER": e.dt.quarter(),
+        "CALENDAR_YEAR": e.dt.year(), "FISCAL_YEAR": e.dt.year(),
+        "DAY_IN_MONTH": e.dt.day(), "DAY_IN_YEAR": day_of_year,
+        "DAY_IN_WEEK": e.dt.weekday() % 7 + 1,  # 1 = Sunday
+        "HOUR_IN_DAY": e.dt.hour(),
+        "WEEK_IN_MONTH": (e.dt.day().cast(pl.Int64) - 1) // 7 + 1,
+        "WEEK_IN_YEAR": (day_of_year - 1) // 7 + 1,
+    }  # fmt: skip
+    return exprs[func].cast(pl.Int64)
+
+
 def _resolve(cat: Catalog, obj: ObjectDef, path: FieldPath) -> Column:
+    if path.func:
+        inner = _resolve(cat, obj, FieldPath(path.parts, path.pos))
+        if (
+            inner.field.type not in ("date", "datetime")
+            or (path.func == "HOUR_IN_DAY" and inner.field.type != "datetime")
+            or (path.func == "DAY_ONLY" and inner.field.type != "datetime")
+        ):
+            raise malformed_query(
+                f"{path.func}() is not valid for field {inner.field.name} of type "
+                f"{inner.field.type}"
+            )
+        ftype = "date" if path.func == "DAY_ONLY" else "int"
+        derived = FieldDef(f"{path.func}({inner.field.name})", ftype)
+        return Column(path.text, derived, inner.relationship, inner.target, inner, path.func)
     parts = path.parts
     if len(parts) == 2 and parts[0].lower() == obj.name.lower():
         parts = parts[1:]  # "Account.Name FROM Account" names the object itself
@@ -364,6 +404,8 @@ def execute(q: Query, cat: Catalog, *, include_deleted: bool) -> QueryResult:
             selected.append(c)
     grouped = bool(q.group_by or aggregates)
     group_cols = [comp.col(g) for g in q.group_by]
+    if not grouped and any(c.func for c in selected):
+        raise malformed_query("date functions in SELECT need GROUP BY or an aggregate function")
     if grouped:
         if q.count_only:
             raise malformed_query("COUNT() cannot be used with GROUP BY")
@@ -386,11 +428,17 @@ def execute(q: Query, cat: Catalog, *, include_deleted: bool) -> QueryResult:
     # Project before filtering: a filter copies every column it keeps, and objects are wide.
     needed = {"Id", "IsDeleted"}
     for c in comp.columns.values():
-        needed.add(c.relationship.name if c.relationship is not None else c.key)
+        needed.add(c.relationship.name if c.relationship is not None else c.stored.key)
     frame = frame.select([n for n in frame.columns if n in needed])
     if not include_deleted:
         frame = frame.filter(~pl.col("IsDeleted"))
-    frame = _join_relationships(cat, frame, comp.columns.values())
+    frame = _join_relationships(cat, frame, [c.stored for c in comp.columns.values()])
+    derived = [
+        _date_function(c.func, pl.col(c.stored.key)).alias(c.key)
+        for c in comp.columns.values() if c.func
+    ]  # fmt: skip
+    if derived:
+        frame = frame.with_columns(derived)
     if where is not None:
         frame = frame.filter(where)
 
@@ -497,7 +545,15 @@ def _group(
             out_spec.append((name, tmp))
         else:
             c = comp.col(item)
-            out_spec.append((c.field.name, c.key))
+            if c.func:
+                # A date function's column is named like an aggregate: alias or exprN.
+                name = item.alias
+                if name is None:
+                    name = f"expr{n_expr}"
+                    n_expr += 1
+                out_spec.append((name, c.key))
+            else:
+                out_spec.append((c.field.name, c.key))
     sort_by: list[str] = []
     desc: list[bool] = []
     nulls: list[bool] = []

@@ -2,12 +2,14 @@
 
 Grammar (keywords case-insensitive)::
 
-    query      := SELECT select FROM ident [WHERE or] [GROUP BY path (, path)*]
+    query      := SELECT select FROM ident [WHERE or]
+                  [WITH (SECURITY_ENFORCED|USER_MODE|SYSTEM_MODE)] [GROUP BY path (, path)*]
                   [ORDER BY order (, order)*]
                   [LIMIT int] [OFFSET int]
     select     := COUNT '(' ')' | item (, item)*
     item       := path | agg '(' [path] ')' [alias]     agg: COUNT COUNT_DISTINCT SUM MIN MAX AVG
     path       := ident ('.' ident)?                          one-level relationships (Owner.Email)
+                | datefn '(' path ')' [alias]       CALENDAR_YEAR(CloseDate), DAY_ONLY(CreatedDate)
     or         := and (OR and)*
     and        := not (AND not)*
     not        := NOT not | '(' or ')' | cond
@@ -146,10 +148,24 @@ def _parse_datetime(text: str, pos: int, s: str) -> datetime:
 class FieldPath:
     parts: tuple[str, ...]
     pos: int = 0
+    #: A date function applied to the field (``CALENDAR_YEAR(CloseDate)``), upper case.
+    func: str | None = None
+    alias: str | None = None
 
     @property
     def text(self) -> str:
-        return ".".join(self.parts)
+        inner = ".".join(self.parts)
+        return f"{self.func}({inner})" if self.func else inner
+
+
+#: Date functions (sforce_api_calls_soql_select_date_functions.htm), allowed in WHERE, GROUP BY,
+#: ORDER BY and, in grouped queries, SELECT.  The sandbox evaluates them in UTC (the API user's
+#: time zone) with a fiscal year that starts in January, the default.
+DATE_FUNCTIONS = frozenset({
+    "CALENDAR_MONTH", "CALENDAR_QUARTER", "CALENDAR_YEAR", "DAY_IN_MONTH", "DAY_IN_WEEK",
+    "DAY_IN_YEAR", "DAY_ONLY", "FISCAL_MONTH", "FISCAL_QUARTER", "FISCAL_YEAR", "HOUR_IN_DAY",
+    "WEEK_IN_MONTH", "WEEK_IN_YEAR",
+})  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -347,6 +363,13 @@ class _Parser:
         if self.at_kw("WHERE"):
             self.advance()
             q.where = self.or_expr()
+        if self.at_kw("WITH"):
+            # WITH SECURITY_ENFORCED / USER_MODE / SYSTEM_MODE: the sandbox always applies the
+            # API user's field-level security (an inaccessible field is an INVALID_FIELD).
+            self.advance()
+            if not self.at_kw("SECURITY_ENFORCED", "USER_MODE", "SYSTEM_MODE"):
+                raise self.fail()
+            self.advance()
         if self.at_kw("GROUP"):
             self.advance()
             self.expect_kw("BY")
@@ -411,10 +434,20 @@ class _Parser:
             return Aggregate(t.text.upper(), path, alias, t.pos)
         if t.kind == "ident" and t.text.upper() == "FIELDS" and self.peek().text == "(":
             raise self.fail(message="FIELDS() is not supported by the sandbox")
-        return self.path()
+        p = self.path()
+        if p.func and self.tok.kind == "ident" and self.tok.text.upper() not in _RESERVED:
+            return FieldPath(p.parts, p.pos, p.func, self.advance().text)
+        return p
 
     def path(self) -> FieldPath:
         t = self.tok
+        if t.kind == "ident" and t.text.upper() in DATE_FUNCTIONS and self.peek().text == "(":
+            self.i += 2
+            inner = self.path()
+            if inner.func:
+                raise self.fail(t)
+            self.expect_punct(")")
+            return FieldPath(inner.parts, t.pos, t.text.upper())
         if t.kind != "ident" or t.text.upper() in _RESERVED:
             raise self.fail()
         self.advance()

@@ -288,3 +288,49 @@ def test_query_all_pages_on_its_own_locator(salesforce: SalesforceSandbox) -> No
         body = r.json()
         seen += [r["Id"] for r in body["records"]]
     assert seen == sorted(seen) and len(seen) == body["totalSize"]
+
+
+def test_date_functions_in_where_group_by_and_order_by(
+    sf: Salesforce, salesforce: SalesforceSandbox
+) -> None:
+    opps = salesforce.canonical["opportunities"]
+    year = opps["close_date"].max().year  # type: ignore[union-attr]
+    q2 = opps.filter(
+        (pl.col("close_date").dt.year() == year) & (pl.col("close_date").dt.quarter() == 2)
+    )
+    got = sf.query_all(
+        "SELECT Id FROM Opportunity WHERE CALENDAR_YEAR(CloseDate) = "
+        f"{year} AND CALENDAR_QUARTER(CloseDate) = 2 WITH SECURITY_ENFORCED"
+    )
+    assert sorted(_ids(got)) == sorted(q2["id"].to_list())
+    sundays = opps.filter(pl.col("created_at").dt.weekday() == 7).height
+    got = sf.query("SELECT COUNT() FROM Opportunity WHERE DAY_IN_WEEK(CreatedDate) = 1")
+    assert got["totalSize"] == sundays  # 1 = Sunday
+    day = opps["created_at"][0].date()
+    got = sf.query(f"SELECT COUNT() FROM Opportunity WHERE DAY_ONLY(CreatedDate) = {day}")
+    assert got["totalSize"] == opps.filter(pl.col("created_at").dt.date() == day).height
+
+    res = sf.query(
+        "SELECT CALENDAR_MONTH(CloseDate) month, COUNT(Id), SUM(Amount) FROM Opportunity "
+        f"WHERE CALENDAR_YEAR(CloseDate) = {year} GROUP BY CALENDAR_MONTH(CloseDate) "
+        "ORDER BY CALENDAR_MONTH(CloseDate) DESC"
+    )
+    expected = (
+        opps.filter(pl.col("close_date").dt.year() == year)
+        .group_by(pl.col("close_date").dt.month().alias("m"))
+        .agg(pl.len().alias("n"), pl.col("amount").sum())
+        .sort("m", descending=True)
+    )
+    assert [(r["month"], r["expr0"]) for r in res["records"]] == list(
+        expected.select("m", "n").iter_rows()
+    )
+    assert res["records"][0]["expr1"] == pytest.approx(expected["amount"][0])
+    for bad in (
+        "SELECT Id FROM Opportunity WHERE CALENDAR_YEAR(Amount) = 2024",
+        "SELECT Id FROM Opportunity WHERE HOUR_IN_DAY(CloseDate) = 3",
+        "SELECT CALENDAR_YEAR(CloseDate) FROM Opportunity",
+        "SELECT Id FROM Opportunity WITH NOTHING",
+    ):
+        with pytest.raises(SalesforceMalformedRequest) as exc:
+            sf.query(bad)
+        assert exc.value.content[0]["errorCode"] == "MALFORMED_QUERY", bad
