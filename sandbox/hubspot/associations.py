@@ -40,7 +40,8 @@ class AssocStore:
     """All associations of one portal; type names are plural object names ("deals")."""
 
     def __init__(self, seeds: list[SeedPairs]) -> None:
-        self._lock = threading.Lock()
+        # Re-entrant: add() resolves reverse type ids (type_ids takes the lock) while holding it.
+        self._lock = threading.RLock()
         parts: dict[tuple[str, str], list[tuple[Any, Any, Any]]] = {}
         for s in seeds:
             prim = np.full(len(s.from_ids), s.primary, dtype=bool)
