@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from sandbox.http import Request, Response, empty
-from sandbox.hubspot.errors import HubSpotError, not_found, validation
+from sandbox.hubspot.errors import HubSpotError, non_unique_id_property, not_found, validation
 from sandbox.hubspot.params import flag, integer, multi, next_link, ok
 from sandbox.hubspot.portal import Portal
 from sandbox.hubspot.search import page_window, parse_request
@@ -144,16 +144,44 @@ class ObjectsApi:
         rid = _id(key)
         return None if rid is None else table.get(rid, archived=archived)
 
-    def _check_id_property(self, table: ObjectTable, id_property: str) -> None:
+    def _check_id_property(self, table: ObjectTable, id_property: str, write: bool = False) -> None:
         p = table.registry.get(id_property)
         unique = p is not None and (
             p.has_unique_value or (table.ot.name == "contacts" and id_property == "email")
         )
+        if write and (not unique or id_property == "hs_object_id"):
+            raise non_unique_id_property(table, id_property)
         if not unique:
             raise validation(
                 f"{id_property} is not a unique property and cannot be used as idProperty",
                 context={"idProperty": [id_property]},
             )
+
+    def _check_write_keys(self, table: ObjectTable, inputs: list[Any]) -> list[str]:
+        """The ids of a batch update/upsert, after the whole-batch checks HubSpot makes: every
+        ``idProperty`` given must be unique (``hs_object_id`` is not: record ids go in ``id``
+        with no ``idProperty``), and no id may appear twice (a 400 for the whole batch)."""
+        keys: list[str] = []
+        for inp in inputs:
+            inp = inp or {}
+            if "idProperty" in inp and inp["idProperty"] is not None:
+                self._check_id_property(table, str(inp["idProperty"]), write=True)
+            keys.append(str(inp.get("id", "")))
+        seen: set[tuple[str, str]] = set()
+        dupes: list[str] = []
+        for inp, key in zip(inputs, keys, strict=True):
+            ident = (str((inp or {}).get("idProperty") or "hs_object_id"), key)
+            if ident in seen and key not in dupes:
+                dupes.append(key)
+            seen.add(ident)
+        if dupes:
+            # Wording and context of HubSpot's answer, as recorded in rudderlabs'
+            # rudder-transformer HubSpot tests and amp-labs connectors' mock responses.
+            raise validation(
+                f"Duplicate IDs found in batch input: [{', '.join(dupes)}]. IDs must be unique",
+                context={"ids": dupes},
+            )
+        return keys
 
     def _missing(self, table: ObjectTable, key: str) -> HubSpotError:
         return not_found(
@@ -468,7 +496,7 @@ class ObjectsApi:
         table = self.portal.table(object_type)
         started = now_ms()
         _, inputs = self._inputs(request)
-        keys = [str((i or {}).get("id", "")) for i in inputs]
+        keys = self._check_write_keys(table, inputs)
         prepared = [self._prepare(table, (i or {}).get("properties")) for i in inputs]
         failed, errors = self._fault_errors(request, keys)
         results, missing = [], []
@@ -501,12 +529,8 @@ class ObjectsApi:
         table = self.portal.table(object_type)
         started = now_ms()
         _, inputs = self._inputs(request)
-        keys = [str((i or {}).get("id", "")) for i in inputs]
+        keys = self._check_write_keys(table, inputs)
         prepared = [self._prepare(table, (i or {}).get("properties")) for i in inputs]
-        id_props = {str((i or {}).get("idProperty") or "hs_object_id") for i in inputs}
-        for p in id_props:
-            if p != "hs_object_id":
-                self._check_id_property(table, p)
         failed, errors = self._fault_errors(request, keys)
         results = []
         for n, (inp, values) in enumerate(zip(inputs, prepared, strict=True)):
@@ -533,6 +557,7 @@ class ObjectsApi:
                     )
                     continue
                 values = {**values, id_prop: keys[n]}
+                self._check_unique(table, values)
                 row = apply_create(self.portal, table, values)
                 out = self._render(table, row, list(values))
                 out["new"] = True

@@ -87,6 +87,16 @@ def conflict(message: str, **kw: Any) -> HubSpotError:
     return HubSpotError(409, message, "CONFLICT", **kw)
 
 
+def non_unique_id_property(table: Any, id_property: str) -> HubSpotError:
+    """The 400 for an ``idProperty`` whose values are not unique, in HubSpot's wording as quoted
+    from live responses (hubspot-api-nodejs#548; segmentio/action-destinations#3957, which also
+    shows ``hs_object_id`` rejected this way: record ids go in ``id`` without ``idProperty``)."""
+    return validation(
+        f"Unable to perform update/upsert by non-unique {table.ot.type_id} property {id_property}",
+        context={"idProperty": [id_property]},
+    )
+
+
 # 401 bodies.  The "credentials not found" text is the one HubSpot returns for a missing/unknown
 # token (quoted in HubSpot/hubspot-api-nodejs#148 and #432); the expired text follows the
 # "The OAuth token used to make this call expired N minute(s) ago." wording of the OAuth docs.
