@@ -455,29 +455,43 @@ class MetaApi:
             }
         )
 
+    @staticmethod
+    def _user_json(u: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": str(u["userId"]),
+            "email": u["email"],
+            "roleIds": [],
+            "primaryTeamId": u["teamId"],
+            "secondaryTeamIds": [],
+            "superAdmin": False,
+        }
+
     def list_users(self, request: Request) -> Response:
         limit = integer(request, "limit", 100, 1, 100)
         users = sorted(self.portal.seed.owners, key=lambda o: o["userId"])
         after = request.arg("after")
         if after and after.isdigit():
             users = [u for u in users if u["userId"] >= int(after)]
-        body: dict[str, Any] = {
-            "results": [
-                {
-                    "id": str(u["userId"]),
-                    "email": u["email"],
-                    "roleIds": [],
-                    "primaryTeamId": u["teamId"],
-                    "secondaryTeamIds": [],
-                    "superAdmin": False,
-                }
-                for u in users[:limit]
-            ]
-        }
+        body: dict[str, Any] = {"results": [self._user_json(u) for u in users[:limit]]}
         if len(users) > limit:
             nxt = str(users[limit]["userId"])
             body["paging"] = {"next": {"after": nxt, "link": next_link(request, nxt)}}
         return ok(body)
+
+    def get_user(self, request: Request, user_id: str) -> Response:
+        """``GET /settings/v3/users/{userId}`` (``idProperty=EMAIL`` looks a user up by email, as
+        the users API reference describes)."""
+        by_email = (request.arg("idProperty") or "USER_ID").upper() == "EMAIL"
+        for u in self.portal.seed.owners:
+            key = (u["email"] or "").lower() if by_email else str(u["userId"])
+            if key == (user_id.lower() if by_email else user_id):
+                return ok(self._user_json(u))
+        raise not_found(f"No user found with id {user_id}", context={"id": [user_id]})
+
+    def list_roles(self, request: Request) -> Response:
+        """``GET /settings/v3/users/roles``: the sandbox portal defines no roles (roles need an
+        Enterprise seat setup); an empty list keeps role-aware readers working."""
+        return ok({"results": []})
 
     # -- pipelines -------------------------------------------------------------------------------
     def _pipelines(self, object_type: str) -> list[dict[str, Any]]:

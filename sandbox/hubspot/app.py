@@ -95,6 +95,8 @@ def _routes(objects: ObjectsApi, meta: MetaApi, assoc: AssocApi) -> Router:
     r.add("GET", "/settings/v3/users/teams", meta.list_teams)
     r.add("GET", "/settings/v3/users/", meta.list_users)
     r.add("GET", "/settings/v3/users", meta.list_users)
+    r.add("GET", "/settings/v3/users/roles", meta.list_roles)
+    r.add("GET", "/settings/v3/users/{user_id}", meta.get_user)
     r.add("GET", "/settings/v3/currencies/company-currency", meta.company_currency)
     r.add("GET", "/settings/v3/currencies/exchange-rates", meta.exchange_rates)
     r.add("GET", "/calling/v1/dispositions", meta.call_dispositions)
