@@ -1,5 +1,9 @@
-"""Scale: a million deals held and served; paging through more than 100k of them with the
-client's cursor; the 10,000-result search cap and windowing past it on (timestamp, id)."""
+"""Scale: 200k deals held and served; paging through more than 100k of them with the client's
+cursor; the 10,000-result search cap and windowing past it on (timestamp, id).
+
+The million-deal figures (build time, memory, first vs last page, search windows) are measured
+outside pytest, with an app built from ``generate_org(spec_for(1_000_000, 0))``: a million rows
+would cost the suite seconds without testing anything the 200k rows do not."""
 
 from __future__ import annotations
 
@@ -23,13 +27,13 @@ if TYPE_CHECKING:
 
 pytest_plugins = ("sandbox.hubspot.testing",)
 
-N = 1_000_000
+N = 200_000
 FIRST_ID = 300_000_001
 T0 = 1_704_067_200_000  # 2024-01-01T00:00:00Z
 CLUMP = 12_000  # deals sharing one hs_lastmodifieddate, more than one search can return
 
 
-def million_deals() -> pl.DataFrame:
+def many_deals() -> pl.DataFrame:
     rng = np.random.default_rng(7)
     ids = np.arange(FIRST_ID, FIRST_ID + N, dtype=np.int64)
     created = T0 + np.sort(rng.integers(0, 365 * 86_400_000, N))
@@ -53,7 +57,7 @@ def million_deals() -> pl.DataFrame:
 def big() -> Iterator[HubSpotSandbox]:
     from sandbox.hubspot.testing import HubSpotSandbox, start_server
 
-    seed = HubSpotSeed({"deals": million_deals()}, [], [], [], [])
+    seed = HubSpotSeed({"deals": many_deals()}, [], [], [], [])
     app = HubSpotApp(seed, tier="unlimited")
     server = start_server(app)
     try:
@@ -85,7 +89,7 @@ def test_page_through_120k_deals_with_the_client(big: HubSpotSandbox) -> None:
     models = api.get_page(limit=100, after=str(FIRST_ID + 119_900), properties=["amount"])
     assert [d.id for d in models.results] == seen[-100:]
     assert all(d.properties["amount"].isdigit() for d in models.results)
-    # A cursor deep into the million costs the same as the first page (a seek, not a scan).
+    # A cursor at the end of the table costs the same as the first page (a seek, not a scan).
     t0 = time.perf_counter()
     tail = api.get_page(limit=100, after=str(FIRST_ID + N - 50))
     assert len(tail.results) == 50 and tail.paging is None
@@ -138,9 +142,9 @@ def test_search_cap_at_10k_and_windowing_on_timestamp_and_id(big: HubSpotSandbox
     assert len(got) == first.total and len(set(got)) == len(got)
 
 
-def test_edits_on_a_million_row_store_are_seen_by_list_get_and_search(big: HubSpotSandbox) -> None:
+def test_edits_on_a_large_store_are_seen_by_list_get_and_search(big: HubSpotSandbox) -> None:
     s = big.session()
-    rid = FIRST_ID + 765_432
+    rid = FIRST_ID + 165_432
     r = s.post(f"{big.control_url}/records/deals/{rid}", json={"amount": "123456789"})
     assert r.status_code == 200
     api = big.client().crm.deals
