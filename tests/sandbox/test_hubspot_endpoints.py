@@ -239,3 +239,49 @@ def test_search_per_second_limit_through_the_client(hubspot_sandbox: HubSpotSand
     assert (body["errorType"], body["policyName"]) == ("RATE_LIMIT", "SECONDLY")
     # The 10-second budget is separate: a list call still goes through.
     assert hubspot_sandbox.client().crm.deals.basic_api.get_page(limit=1).results
+
+
+def test_associations_v4_batch_read_takes_up_to_1000_inputs(
+    hubspot_sandbox: HubSpotSandbox,
+) -> None:
+    from hubspot.crm.associations.v4 import BatchInputPublicFetchAssociationsBatchRequest
+    from hubspot.crm.associations.v4.exceptions import ApiException as AssocApiException
+
+    batch = hubspot_sandbox.client().crm.associations.v4.batch_api
+    ids = [{"id": str(300000001 + i)} for i in range(1000)]
+    res = batch.get_page("deals", "companies", BatchInputPublicFetchAssociationsBatchRequest(ids))
+    assert len(res.results) == 3 and res.num_errors == 997  # 207: deals without a company
+    with pytest.raises(AssocApiException) as exc:
+        batch.get_page(
+            "deals", "companies", BatchInputPublicFetchAssociationsBatchRequest([*ids, {"id": "1"}])
+        )
+    assert exc.value.status == 400
+
+
+def test_contacts_incremental_window_on_lastmodifieddate(hubspot_sandbox: HubSpotSandbox) -> None:
+    import time
+
+    from hubspot.crm.contacts import PublicObjectSearchRequest
+
+    since = int(time.time() * 1000) - 1000
+    edit = hubspot_sandbox.session().post(
+        f"{hubspot_sandbox.control_url}/records/contacts/100000002", json={"lastname": "Edited"}
+    )
+    assert edit.status_code == 200
+    res = hubspot_sandbox.client().crm.contacts.search_api.do_search(
+        PublicObjectSearchRequest(
+            filter_groups=[
+                {
+                    "filters": [
+                        {"propertyName": "lastmodifieddate", "operator": "GTE", "value": since},
+                        {"propertyName": "hs_object_id", "operator": "GT", "value": "0"},
+                    ]
+                }
+            ],
+            sorts=[{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}],
+            properties=["lastname", "lastmodifieddate"],
+            limit=200,
+        )
+    )
+    assert [(c.id, c.properties["lastname"]) for c in res.results] == [("100000002", "Edited")]
+    assert res.results[0].properties["lastmodifieddate"].endswith("Z")
