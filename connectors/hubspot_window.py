@@ -10,9 +10,10 @@ breaking ties on ``hs_object_id``).  :class:`SearchPlan` therefore runs two kind
   restarts from the last timestamp seen.  Tie order inside one timestamp is not documented, so a
   restart re-reads that timestamp (de-duplicated by id) instead of trusting an id order.
 * **ties**: when one whole capped window shares one timestamp ``T``, the plan switches to
-  ``modified == T and hs_object_id > last_id`` sorted by ``hs_object_id`` ascending — a strict
-  order, so restarting such a window from the last id never loses or repeats a record — and then
-  continues forward with ``modified > T``.
+  ``modified == T and hs_object_id > last_id`` sorted by ``hs_object_id`` ascending, one query per
+  page with ``last_id`` moved to the page's last id (keyset paging: a strict order, so it never
+  loses or repeats a record and never nears the cap) — and then continues forward with
+  ``modified > T``.
 
 :attr:`SearchPlan.position` is what may be committed after a page: ``(ts, tie_id)`` means every
 record modified before ``ts`` has been delivered, and (when ``tie_id`` is set) every record at
@@ -127,11 +128,10 @@ class SearchPlan:
                 self._window_first_ts = None
                 self.position = Position(self.tie_ts + 1, None)
                 return
-            assert next_after is not None
-            if int(next_after) + self.limit > self.cap:
-                self.after = 0  # restart the id window: ids are strictly ordered
-            else:
-                self.after = int(next_after)
+            # Keyset paging: the next query starts after the last id seen, so it never pages with
+            # ``after`` (which would skip a page on top of the moved id filter) and never nears
+            # the cap.
+            self.after = 0
             return
         # forward
         if page:

@@ -152,6 +152,8 @@ class ObjectTable:
     def _base_records(self, positions: list[int], columns: list[str] | None = None) -> list[Record]:
         if not positions:
             return []
+        if len(positions) == 1:
+            return [self._base_record(positions[0], columns)]
         if positions[-1] - positions[0] == len(positions) - 1:
             sub = self.base.slice(positions[0], len(positions))  # a page: contiguous rows
         else:
@@ -171,6 +173,15 @@ class ObjectTable:
             props = dict(zip(prop_cols, row[5:], strict=True))
             out.append(Record(row[0], props, row[1], row[2], None, row[3], row[4]))
         return out
+
+    def _base_record(self, pos: int, columns: list[str] | None) -> Record:
+        # One row (a get, an edit): plain Python is ~50x cheaper than a polars select here.
+        row = dict(zip(self.base.columns, self.base.row(pos), strict=True))
+        wanted = columns if columns is not None else self.base.columns
+        props = {c: row[c] for c in wanted if c in row and c not in (ID, CREATED, UPDATED)}
+        created, updated = row[CREATED], row[UPDATED]
+        return Record(row[ID], props, created, updated, None,
+                      iso_from_ms(created), iso_from_ms(updated))  # fmt: skip
 
     def find_by(self, prop: str, values: list[str]) -> dict[str, int]:
         """Live record ids by the value of a (unique) property; one column scan per call."""
