@@ -75,12 +75,24 @@ def list_kpis(
 @app.command("compute")
 def compute(
     from_csv: Annotated[
-        Path, typer.Option("--from-csv", help="Directory with the canonical CSV files.")
-    ],
-    out: Annotated[Path, typer.Option("--out", help="KPI output CSV file.")],
+        Path | None,
+        typer.Option(
+            "--from-csv", help="Directory with canonical CSV files (instead of the store)."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="KPI output CSV file (required with --from-csv).")
+    ] = None,
+    crm: Annotated[
+        str | None, typer.Option("--crm", help="Store mode: only this connection.")
+    ] = None,
     settings_file: Annotated[
         Path | None,
-        typer.Option("--settings", help="Settings file whose [kpi] table gives the defaults."),
+        typer.Option(
+            "--settings",
+            help="Settings file. [default: $KPISYNC_SETTINGS or ./settings.toml; "
+            "with --from-csv none]",
+        ),
     ] = None,
     currency: Annotated[
         str | None, typer.Option(help="Corporate currency (ISO code). [default: EUR]")
@@ -99,11 +111,15 @@ def compute(
         list[str] | None, typer.Option("--metric", "-m", help="Only these KPIs (repeatable).")
     ] = None,
 ) -> None:
-    """Compute the KPI catalogue from canonical CSV files (no CRM needed).
+    """Compute the KPI catalogue: from the store (after `kpisync sync`) or from CSV files.
 
-    Writes OUT (the KPI rows), OUT.insights.csv and OUT.quarantine.csv (rows left out, with file,
-    line and reason). A missing file or column is an error (exit code 2); a bad row is quarantined
-    and the run goes on.
+    Store mode (no --from-csv): every configured connection, or --crm NAME, is computed from the
+    store's canonical tables into the store (what `kpisync writeback` sends), and to --out if
+    given (one file per connection when there are several).
+
+    CSV mode (--from-csv DIR, no CRM needed): writes OUT (the KPI rows), OUT.insights.csv and
+    OUT.quarantine.csv (rows left out, with file, line and reason). A missing file or column is an
+    error (exit code 2); a bad row is quarantined and the run goes on.
     """
     from kpis.engine import compute_kpis
     from kpis.settings import KpiSettingsError, PeriodType
@@ -111,6 +127,16 @@ def compute(
     from service.csvio import format_values, read_canonical_csv, write_csv
     from service.settings import Settings, SettingsError, load_settings
 
+    if from_csv is None:
+        if metric or currency or period or timezone:
+            raise fail("--metric/--currency/--period/--timezone go with --from-csv; in store "
+                       "mode the settings file's [kpi] table decides")  # fmt: skip
+        from service.sync_commands import compute_store
+
+        compute_store(crm=crm, out=out, settings_file=settings_file, as_of=as_of)
+        return
+    if out is None:
+        raise fail("--out is required with --from-csv")
     try:
         base = load_settings(settings_file) if settings_file else Settings()
     except SettingsError as exc:

@@ -1,4 +1,4 @@
-"""``kpisync sync | status | export | compute-store``: the store side of the command line.
+"""The store side of the command line: ``kpisync sync | status | export`` and ``compute``.
 
 Every command reads its settings from ``--settings FILE``, else ``$KPISYNC_SETTINGS``, else
 ``./settings.toml``. Exit codes: 0 done, 1 a sync failed, 2 usage or settings error, 75 a sync
@@ -252,17 +252,12 @@ def compute_from_store(
     settings: Settings, connection: str, out: Path | None, as_of: dt.date | None
 ) -> int:
     """Compute the KPIs of ``connection`` from the store into the store (and ``out``)."""
-    from dataclasses import replace
-
-    from kpis.engine import compute_kpis
     from service.csvio import format_values, write_csv
+    from service.cycle import compute_into_store
 
     store = _store(settings)
     try:
-        tables = store.read_canonical(connection, settings.kpi.corporate_currency)
-        kpi = replace(settings.kpi, as_of=as_of or dt.date.today())
-        run = compute_kpis(tables, kpi)
-        rows = int(store.write_kpis(connection, run.values))
+        rows, run = compute_into_store(store, settings, connection, as_of)
     finally:
         store.close()
     if out is not None:
@@ -301,4 +296,3 @@ def register(app: typer.Typer) -> None:
     app.command("sync")(sync)
     app.command("status")(status)
     app.command("export")(export)
-    app.command("compute-store")(compute_store)

@@ -2,7 +2,7 @@
 
 ``install`` provisions what writeback needs in each CRM (and prints it; ``--dry-run`` only
 prints), ``check`` reports what is missing or drifted, ``uninstall`` removes exactly what install
-created. ``writeback`` pushes the store's KPI values (computed by ``kpisync compute-store``);
+created. ``writeback`` pushes the store's KPI values (computed by ``kpisync compute``);
 ``--dry-run`` prints the plan. Exit codes: 0 done, 1 a CRM refused (or check found problems),
 2 usage or settings error, 75 paused on the API budget.
 """

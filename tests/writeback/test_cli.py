@@ -42,7 +42,7 @@ ca_bundle = "{sf_org.server.ca_bundle}"
 """)
     s = ("--settings", str(settings))
     assert _kpisync("sync", *s)[0] == 0
-    assert _kpisync("compute-store", *s, "--as-of", "2024-11-15")[0] == 0
+    assert _kpisync("compute", *s, "--as-of", "2024-11-15")[0] == 0
     code, out = _kpisync("check", *s)
     assert code == 1 and "missing     salesforce object KS_KPI_Snapshot__c" in out
     code, out = _kpisync("install", *s, "--dry-run")
