@@ -573,6 +573,58 @@ class MetaApi:
         self.portal.stage_pipelines_changed()
         return empty(204)
 
+    def update_pipeline(self, request: Request, object_type: str, pipeline_id: str) -> Response:
+        """PATCH a pipeline's ``label``/``displayOrder`` (pipelines API reference, "update")."""
+        p = self._pipeline(object_type, pipeline_id)
+        body = _body(request) or {}
+        if "label" in body:
+            p["label"] = str(body["label"])
+        if "displayOrder" in body:
+            p["displayOrder"] = int(body["displayOrder"])
+        p["updatedAt"] = now_ms()
+        self.portal.stage_pipelines_changed()
+        return ok(self._pipeline_json(p))
+
+    def create_stage(self, request: Request, object_type: str, pipeline_id: str) -> Response:
+        p = self._pipeline(object_type, pipeline_id)
+        body = _body(request) or {}
+        if not body.get("label"):
+            raise validation("label is required")
+        stage = self._stage_from(body, len(p["stages"]), now_ms())
+        p["stages"].append(stage)
+        self.portal.stage_pipelines_changed()
+        return ok(self._pipeline_json({**p, "stages": [stage]})["stages"][0], 201)
+
+    def _stage(self, object_type: str, pipeline_id: str, stage_id: str) -> dict[str, Any]:
+        stages: list[dict[str, Any]] = self._pipeline(object_type, pipeline_id)["stages"]
+        for s in stages:
+            if s["id"] == stage_id and not s["archived"]:
+                return s
+        raise not_found(f"Unable to find stage {stage_id}", context={"id": [stage_id]})
+
+    def update_stage(
+        self, request: Request, object_type: str, pipeline_id: str, stage_id: str
+    ) -> Response:
+        s = self._stage(object_type, pipeline_id, stage_id)
+        body = _body(request) or {}
+        fresh = self._stage_from({**s, **body, "id": stage_id}, s["displayOrder"], now_ms())
+        s.update(
+            label=fresh["label"],
+            displayOrder=fresh["displayOrder"],
+            metadata=fresh["metadata"] if "metadata" in body else s["metadata"],
+            updatedAt=fresh["updatedAt"],
+        )
+        self.portal.stage_pipelines_changed()
+        p = self._pipeline(object_type, pipeline_id)
+        return ok(self._pipeline_json({**p, "stages": [s]})["stages"][0])
+
+    def delete_stage(
+        self, request: Request, object_type: str, pipeline_id: str, stage_id: str
+    ) -> Response:
+        self._stage(object_type, pipeline_id, stage_id)["archived"] = True
+        self.portal.stage_pipelines_changed()
+        return empty(204)
+
     def list_stages(self, request: Request, object_type: str, pipeline_id: str) -> Response:
         p = self._pipeline_json(self._pipeline(object_type, pipeline_id))
         return ok({"results": p["stages"]})

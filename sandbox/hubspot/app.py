@@ -105,9 +105,13 @@ def _routes(objects: ObjectsApi, meta: MetaApi, assoc: AssocApi) -> Router:
     r.add("GET", pl, meta.list_pipelines)
     r.add("POST", pl, meta.create_pipeline)
     r.add("GET", pl + "/{pipeline_id}", meta.get_pipeline)
+    r.add("PATCH", pl + "/{pipeline_id}", meta.update_pipeline)
     r.add("DELETE", pl + "/{pipeline_id}", meta.delete_pipeline)
     r.add("GET", pl + "/{pipeline_id}/stages", meta.list_stages)
+    r.add("POST", pl + "/{pipeline_id}/stages", meta.create_stage)
     r.add("GET", pl + "/{pipeline_id}/stages/{stage_id}", meta.get_stage)
+    r.add("PATCH", pl + "/{pipeline_id}/stages/{stage_id}", meta.update_stage)
+    r.add("DELETE", pl + "/{pipeline_id}/stages/{stage_id}", meta.delete_stage)
 
     a = "/crm/v4/objects/{object_type}/{object_id}/associations"
     r.add(

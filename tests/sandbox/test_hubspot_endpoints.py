@@ -285,3 +285,28 @@ def test_contacts_incremental_window_on_lastmodifieddate(hubspot_sandbox: HubSpo
     )
     assert [(c.id, c.properties["lastname"]) for c in res.results] == [("100000002", "Edited")]
     assert res.results[0].properties["lastmodifieddate"].endswith("Z")
+
+
+def test_pipeline_and_stage_edits_reach_dealstage_options(hubspot_sandbox: HubSpotSandbox) -> None:
+    from hubspot.crm.pipelines.exceptions import NotFoundException as PipelineNotFound
+
+    client = hubspot_sandbox.client()
+    pipes = client.crm.pipelines
+    renamed = pipes.pipelines_api.update("deals", "default", {"label": "New business"})
+    assert renamed is not None and renamed.label == "New business"
+    stage = pipes.pipeline_stages_api.create(
+        "deals",
+        "default",
+        {"label": "Legal review", "displayOrder": 9, "metadata": {"probability": 0.9}},
+    )
+    assert stage is not None and stage.metadata == {"probability": "0.9"}  # 201, strings
+    moved = pipes.pipeline_stages_api.update(
+        "deals", "default", stage.id, {"label": "Legal", "metadata": {"probability": "0.95"}}
+    )
+    assert (moved.label, moved.metadata["probability"]) == ("Legal", "0.95")
+    options = client.crm.properties.core_api.get_by_name("deals", "dealstage").options
+    assert ("Legal", stage.id) in {(o.label, o.value) for o in options}
+    assert pipes.pipeline_stages_api.archive("deals", "default", stage.id) is None  # 204
+    with pytest.raises(PipelineNotFound):
+        pipes.pipeline_stages_api.get_by_id("deals", "default", stage.id)
+    assert stage.id not in {s.id for s in pipes.pipelines_api.get_by_id("deals", "default").stages}
