@@ -176,24 +176,31 @@ def compute(
 @app.command("demo")
 def demo(
     out: Annotated[
-        Path, typer.Option(help="Directory for the sample org's CSVs and its KPIs.")
+        Path, typer.Option(help="Directory for the settings, store and KPI copy of the demo.")
     ] = Path("kpisync-demo"),
     size: Annotated[
         str, typer.Option(help="small, medium, large, or a number of opportunities.")
     ] = "small",
     seed: Annotated[int, typer.Option(help="Seed of the generated org.")] = 1,
+    latency_ms: Annotated[
+        int, typer.Option("--latency-ms", help="Latency the sandbox CRMs add to every call.")
+    ] = 0,
 ) -> None:
-    """Run kpisync end to end on a generated sample org and print the KPI summary.
+    """Run kpisync end to end on local sandbox CRMs and print the KPI summary.
 
-    Generates a realistic org (reps in a team tree, leads, deals in several currencies, activities,
-    quotas), writes it as canonical CSVs, computes every KPI for every rep, team and the org, and
-    prints the headline numbers per team and rep.
+    Starts a Salesforce and a HubSpot sandbox (real HTTPS on 127.0.0.1) holding the same
+    generated org (reps in a team tree, leads, deals in several currencies, activities, quotas),
+    installs the KPI fields and report objects in both, syncs them into a SQLite store, computes
+    every KPI for every rep, team and the org, writes the values back, and prints the headline
+    numbers per team and rep and where the values now live in each CRM.
     """
-    from service.demo import run_demo
+    from service.demo import DemoFailed, run_demo
 
     chosen: str | int = int(size) if size.isdigit() else size
     try:
-        run_demo(out, chosen, seed, Console())
+        run_demo(out, chosen, seed, Console(), latency_ms=latency_ms)
+    except DemoFailed as exc:
+        raise fail(str(exc), code=1) from None
     except ValueError as exc:
         raise fail(str(exc)) from None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import shutil
 from pathlib import Path
 
@@ -163,4 +164,28 @@ def test_demo_prints_the_summary(tmp_path: Path) -> None:
     code, output = run("demo", "--out", str(tmp_path / "demo"))
     assert code == 0, output
     assert "Revenue" in output and "Quota %" in output
+    assert "rows to KPI_Snapshot__c" in output and "rows to kpi_snapshot" in output
     assert (tmp_path / "demo" / "kpis.csv").exists()
+
+
+def test_demo_writes_every_kpi_value_of_both_crms_back(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from connectors.store import Store
+    from service.demo import run_demo
+
+    results = run_demo(tmp_path, "small", 5, Console(file=io.StringIO()))
+    assert set(results) == {"salesforce", "hubspot"}
+    store = Store(f"sqlite:///{tmp_path / 'kpisync.db'}")
+    try:
+        for name, result in results.items():
+            assert result.ok, result.message
+            assert result.sync is not None and result.sync.stats.records_in > 1000
+            stored = store.read_kpis(name).height
+            assert stored == result.kpi_values > 0
+            # A fresh CRM: every stored value became one snapshot record, none refused.
+            snapshot = [t for t in result.writeback.targets.values() if "napshot" in t.target]
+            assert [t.written for t in snapshot] == [stored], name
+            assert result.writeback.failed == 0
+    finally:
+        store.close()

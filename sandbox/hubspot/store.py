@@ -84,6 +84,9 @@ class ObjectTable:
         self.shadow = np.zeros(len(base), dtype=bool)
         self.rows: dict[int, Row] = {}
         self._row_ids: list[int] = []  # sorted ids of ``rows``
+        #: property -> (value -> overlay ids, id -> value): unique-value lookups (upserts by
+        #: ``idProperty``) without a scan of every overlay row per record.
+        self._overlay_index: dict[str, tuple[dict[str, set[int]], dict[int, str]]] = {}
         self._typed: dict[str, pl.Series] = {}
         #: Merged-away id → the id it was merged into (a GET of the old id answers the winner).
         self.merged_into: dict[int, int] = {}
@@ -199,11 +202,37 @@ class ObjectTable:
             hit = self.base.filter(pl.Series(mask))
             for v, rid in zip(hit[prop].to_list(), hit[ID].to_list(), strict=True):
                 out.setdefault(v, int(rid))
-        for row in self.rows.values():
-            rv = row.props.get(prop)
-            if row.archived_ms is None and rv in wanted:
-                out.setdefault(str(rv), row.id)
+        by_value = self._overlay_ids(prop)
+        for v in wanted:
+            for rid in sorted(by_value.get(v, ())):
+                row = self.rows.get(rid)
+                if row is not None and row.archived_ms is None and row.props.get(prop) == v:
+                    out.setdefault(v, rid)
+                    break
         return out
+
+    def _overlay_ids(self, prop: str) -> dict[str, set[int]]:
+        index = self._overlay_index.get(prop)
+        if index is None:
+            by_value: dict[str, set[int]] = {}
+            by_id: dict[int, str] = {}
+            for row in self.rows.values():
+                v = row.props.get(prop)
+                if v is not None:
+                    by_value.setdefault(v, set()).add(row.id)
+                    by_id[row.id] = v
+            index = self._overlay_index[prop] = (by_value, by_id)
+        return index[0]
+
+    def _reindex(self, row: Row) -> None:
+        for prop, (by_value, by_id) in self._overlay_index.items():
+            old = by_id.pop(row.id, None)
+            if old is not None:
+                by_value.get(old, set()).discard(row.id)
+            v = row.props.get(prop)
+            if v is not None:
+                by_value.setdefault(v, set()).add(row.id)
+                by_id[row.id] = v
 
     # -- listing -------------------------------------------------------------------------------
     def list_ids(self, after: int, limit: int, archived: bool = False) -> list[int]:
@@ -316,6 +345,7 @@ class ObjectTable:
         if row.id not in self.rows:
             bisect.insort(self._row_ids, row.id)
         self.rows[row.id] = row
+        self._reindex(row)
         self.version += 1
 
     def _maybe_compact(self) -> None:
@@ -352,6 +382,7 @@ class ObjectTable:
         self.shadow = np.zeros(len(self.base), dtype=bool)
         self.rows = {rid: r for rid, r in self.rows.items() if r.archived_ms is not None}
         self._row_ids = sorted(self.rows)
+        self._overlay_index.clear()
         self._typed.clear()
         self.version += 1
 
@@ -371,6 +402,7 @@ class ObjectTable:
         for k, v in props.items():
             if k not in self.virtual:
                 row.props[k] = v
+        self._reindex(row)
         row.updated_ms = max(at_ms if at_ms is not None else now_ms(), row.updated_ms)
         self.version += 1
         return row

@@ -335,16 +335,22 @@ class Org:
         self, obj: ObjectDef, row: dict[str, Any], keys: tuple[str, ...], code: str,
         message: str | None = None,
     ) -> None:  # fmt: skip
-        frame = (
-            self.tables[obj.name].frame().filter(~pl.col("IsDeleted") & (pl.col("Id") != row["Id"]))
-        )
-        for k in keys:
-            v = row.get(k)
-            frame = frame.filter(
-                pl.col(k).str.to_lowercase() == v.lower() if isinstance(v, str) else pl.col(k) == v
-            )
-        if frame.height:
-            other = frame.get_column("Id")[0]
+        table = self.tables[obj.name]
+        if len(keys) == 1:
+            v = row.get(keys[0])
+            others = [i for i in table.lookup(keys[0], v, fold_case=True) if i != row["Id"]]
+        else:
+            frame = table.frame().filter(~pl.col("IsDeleted") & (pl.col("Id") != row["Id"]))
+            for k in keys:
+                v = row.get(k)
+                frame = frame.filter(
+                    pl.col(k).str.to_lowercase() == v.lower()
+                    if isinstance(v, str)
+                    else pl.col(k) == v
+                )
+            others = frame.get_column("Id").to_list()
+        if others:
+            other = others[0]
             # Wording of the API's unique-index error (errorcodes.htm DUPLICATE_VALUE).
             raise RecordError(
                 code, message or f"duplicate value found: {keys[-1]} duplicates value on record "
@@ -492,13 +498,9 @@ class Org:
 
     def find_by_external_id(self, obj: ObjectDef, f: FieldDef, value: str) -> list[str]:
         typed = coerce_value(f, value)
-        if f.type in STRING_TYPES - {"id", "reference"}:
-            frame = self.tables[obj.name].frame()
-            hits = frame.filter(
-                (pl.col(f.name).str.to_lowercase() == str(typed).lower()) & ~pl.col("IsDeleted")
-            )
-            return hits.get_column("Id").to_list()
-        return [r["Id"] for r in self.tables[obj.name].find(f.name, typed)]
+        fold_case = f.type in STRING_TYPES - {"id", "reference"}
+        return self.tables[obj.name].lookup(f.name, str(typed) if fold_case else typed,
+                                            fold_case=fold_case)  # fmt: skip
 
     # -- rendering -------------------------------------------------------------------------------
 

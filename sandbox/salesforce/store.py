@@ -34,6 +34,10 @@ def conform(frame: pl.DataFrame | None, obj: ObjectDef) -> pl.DataFrame:
     return frame.select(cols)
 
 
+def _index_key(value: Any, fold_case: bool) -> Any:
+    return value.lower() if fold_case and isinstance(value, str) else value
+
+
 class Table:
     """Rows of one sObject: seeded base frame + overlay of created/edited rows."""
 
@@ -45,6 +49,9 @@ class Table:
         #: Recycle bin: id → deletion time (rows stay in the table with IsDeleted=true).
         self.deleted: dict[str, datetime] = {}
         self._frame: pl.DataFrame | None = None
+        #: (field, case-folded) -> (value -> live ids, id -> value): lookups by a unique or
+        #: external-id field without rebuilding the frame after every write.
+        self._indexes: dict[tuple[str, bool], tuple[dict[Any, set[str]], dict[str, Any]]] = {}
         self.lock = threading.RLock()
 
     # -- reading ---------------------------------------------------------------------------------
@@ -88,6 +95,41 @@ class Table:
     def get(self, record_id: str) -> dict[str, Any] | None:
         return self.get_many([record_id]).get(record_id)
 
+    def lookup(self, field: str, value: Any, *, fold_case: bool = False) -> list[str]:
+        """Ids of live rows whose ``field`` equals ``value`` (case-folded if asked), sorted."""
+        with self.lock:
+            index = self._indexes.get((field, fold_case))
+            if index is None:
+                by_value: dict[Any, set[str]] = {}
+                by_id: dict[str, Any] = {}
+                live = self.frame().filter(~pl.col("IsDeleted") & pl.col(field).is_not_null())
+                for rid, v in live.select(
+                    pl.col("Id").alias("_id"), pl.col(field).alias("_v")
+                ).iter_rows():
+                    key = _index_key(v, fold_case)
+                    by_value.setdefault(key, set()).add(rid)
+                    by_id[rid] = key
+                index = self._indexes[(field, fold_case)] = (by_value, by_id)
+            return sorted(index[0].get(_index_key(value, fold_case), ()))
+
+    def _reindex(self, row: dict[str, Any]) -> None:
+        rid = str(row["Id"])
+        for (field, fold_case), (by_value, by_id) in self._indexes.items():
+            old = by_id.pop(rid, None)
+            if old is not None:
+                by_value.get(old, set()).discard(rid)
+            v = row.get(field)
+            if v is not None and not row.get("IsDeleted"):
+                key = _index_key(v, fold_case)
+                by_value.setdefault(key, set()).add(rid)
+                by_id[rid] = key
+
+    def schema_changed(self) -> None:
+        """Forget cached frames and indexes after a column was added, dropped or filled."""
+        with self.lock:
+            self._frame = None
+            self._indexes.clear()
+
     def find(self, field: str, value: Any) -> list[dict[str, Any]]:
         """Rows (not deleted) whose ``field`` equals ``value`` (external-id lookups)."""
         frame = self.frame()
@@ -101,6 +143,7 @@ class Table:
             full = {name: row.get(name) for name in self.obj.fields}
             self.created[str(full["Id"])] = full
             self._frame = None
+            self._reindex(full)
 
     def put(self, row: dict[str, Any]) -> None:
         """Store a full, changed copy of an existing row."""
@@ -112,13 +155,14 @@ class Table:
             else:
                 self.edited[rid] = full
             self._frame = None
+            self._reindex(full)
 
     def add_column(self, f: FieldDef) -> None:
         with self.lock:
             self.base = self.base.with_columns(pl.lit(None, dtype=f.dtype).alias(f.name))
             for row in (*self.edited.values(), *self.created.values()):
                 row.setdefault(f.name, None)
-            self._frame = None
+            self.schema_changed()
 
     def drop_column(self, name: str) -> None:
         with self.lock:
@@ -126,4 +170,4 @@ class Table:
                 self.base = self.base.drop(name)
             for row in (*self.edited.values(), *self.created.values()):
                 row.pop(name, None)
-            self._frame = None
+            self.schema_changed()

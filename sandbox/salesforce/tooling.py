@@ -216,7 +216,7 @@ class ToolingHandlers:
             table.base = table.base.with_columns(pl.lit(default).alias(f.name))
             for row in (*table.edited.values(), *table.created.values()):
                 row[f.name] = default
-            table._frame = None
+            table.schema_changed()
         table_ref = obj.tooling_id or obj.name
         self.tables["CustomField"].insert(self._row(
             rid, DeveloperName=field_name.removesuffix("__c"), FullName=f"{obj.name}.{field_name}",
