@@ -31,7 +31,6 @@ def open_source(
 
 
 def _hubspot_source(cfg: ConnectionConfig, mapping: Mapping[str, Any], store: Store) -> Any:
-    # Built from the HubSpot engineer's public API (connectors/hubspot.py).
     from connectors.hubspot import HubSpotCredentials, HubSpotSettings, HubSpotSource, Limits
     from connectors.hubspot_mapping import HubSpotMapping
 
