@@ -175,3 +175,32 @@ writeback_installed = sa.Table(
     sa.Column("detail", sa.Text),
     sa.Column("created_at", _TS, nullable=False),
 )
+
+# -- service (migration 0003) -------------------------------------------------------------------
+# One row per cycle ``kpisync run`` started (sync → compute → writeback of one connection), by the
+# process that held the connection's lock (``holder``: host:pid). A row still ``running`` whose
+# connection is no longer locked was cut short by a process that died.
+service_cycles = sa.Table(
+    "service_cycles",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("connection", sa.String(100), nullable=False, index=True),
+    sa.Column("holder", sa.String(200), nullable=False),
+    sa.Column("started_at", _TS, nullable=False),
+    sa.Column("finished_at", _TS),
+    sa.Column("outcome", sa.String(20), nullable=False),
+    sa.Column("failed_step", sa.String(20)),
+    sa.Column("message", sa.Text),
+    sa.Column("seconds", sa.Text),
+    sa.Column("kpi_values", sa.Integer),
+    sa.Column("written", sa.Integer),
+)
+
+# When each connection's next cycle is due: shared by every ``kpisync run`` process on the store.
+service_schedule = sa.Table(
+    "service_schedule",
+    metadata,
+    sa.Column("connection", sa.String(100), primary_key=True),
+    sa.Column("next_run_at", _TS),
+    sa.Column("updated_at", _TS, nullable=False),
+)

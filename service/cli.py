@@ -245,6 +245,7 @@ def _register_subcommands() -> None:
 
     register(app)
     __import__("service.writeback_commands").writeback_commands.register(app)
+    __import__("service.run_commands").run_commands.register(app)
 
 
 _register_subcommands()

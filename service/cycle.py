@@ -19,7 +19,7 @@ import polars as pl
 
 from connectors.base import Progress, SyncResult
 from connectors.config import ConnectionConfig
-from connectors.errors import ConnectorError
+from connectors.errors import BudgetPaused, ConnectorError
 from connectors.store import Store
 from kpis.engine import KpiRun, compute_kpis
 from service.settings import Settings
@@ -104,6 +104,9 @@ def run_cycle(
             # Rows the CRM refused are retried in later cycles (writeback.ledger); the cycle
             # itself completed, so it is reported, not failed.
             result.message = f"{result.writeback.failed} KPI rows refused by the CRM"
+    except BudgetPaused as exc:  # writeback found the API budget spent: resume next cycle
+        result.outcome, result.failed_step, result.message = "paused", step, str(exc)
+        log.warning("%s: %s paused: %s", cfg.name, step, exc)
     except ConnectorError as exc:
         result.outcome, result.failed_step, result.message = "failed", step, str(exc)
         log.warning("%s: %s failed: %s", cfg.name, step, exc)

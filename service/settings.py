@@ -8,10 +8,13 @@ Sections: ``[kpi]``, ``[mappings.<crm>]``, ``[connections.NAME]`` (``crm = "sale
 ``access_token``, ``private_key`` — from ``<key>_env`` (an environment variable) or
 ``<key>_file`` (a file; for JWT the key file is ``private_key_file``); a literal value is accepted
 only because ``kpisync sandbox serve --write-settings`` writes throwaway sandbox credentials),
-``[store] url`` (default ``sqlite:///kpisync.db``) and ``[sync]`` (defaults of every
-connection's sync options, which a connection may override). Secrets are :class:`Secret` values
-that never print. Which file: ``--settings FILE``, else ``$KPISYNC_SETTINGS``, else
-``./settings.toml`` (:func:`settings_path`).
+``[store] url`` (default ``sqlite:///kpisync.db``; ``schema``: a PostgreSQL schema), ``[sync]``
+(defaults of every connection's sync options, which a connection may override) and ``[service]``
+(``kpisync run``: schedule, locks, logs, metrics; :class:`ServiceSettings`). Any scalar key can be
+overridden from the environment as ``KPISYNC__SECTION__KEY`` (e.g. ``KPISYNC__STORE__URL``,
+``KPISYNC__SERVICE__METRICS_PORT=9464``); the value is read as a TOML value, else as a string.
+Secrets are :class:`Secret` values that never print. Which file: ``--settings FILE``, else
+``$KPISYNC_SETTINGS``, else ``./settings.toml`` (:func:`settings_path`).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from writeback.settings import WritebackSettings
 __all__ = [
     "ConnectionConfig",
     "Secret",
+    "ServiceSettings",
     "Settings",
     "SettingsError",
     "StoreSettings",
@@ -57,6 +61,27 @@ class SettingsError(ValueError):
 @dataclass(frozen=True)
 class StoreSettings:
     url: str = DEFAULT_STORE_URL
+    #: PostgreSQL only: the schema every table lives in (created by the first migration).
+    schema: str | None = None
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """``[service]``: how ``kpisync run`` schedules, locks and reports (see settings.example)."""
+
+    #: Seconds from the start of one cycle of a connection to the start of the next.
+    interval_s: int = 900
+    #: A crontab line (``"*/15 * * * *"``), in the ``[kpi] timezone``; replaces ``interval_s``.
+    cron: str = ""
+    #: Port of the ``/metrics`` and ``/healthz`` HTTP endpoint (0 = off), and its address.
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
+    log_format: str = "human"
+    log_level: str = "INFO"
+    #: While another process holds a connection, check this often whether it finished or died.
+    lock_retry_s: float = 5.0
+    #: How long ``kpisync run --once`` waits for a connection another process is running.
+    lock_wait_s: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -68,6 +93,7 @@ class Settings:
     store: StoreSettings = field(default_factory=StoreSettings)
     sync: SyncOptions = field(default_factory=SyncOptions)
     writeback: WritebackSettings = field(default_factory=WritebackSettings)
+    service: ServiceSettings = field(default_factory=ServiceSettings)
 
     def connection(self, name: str | None) -> list[ConnectionConfig]:
         """The named connection, or every connection when ``name`` is None."""
@@ -316,11 +342,16 @@ def parse_settings(
     mappings = _mappings(path, _table(path, "mappings", data.get("mappings", {})))
     store_table = _table(path, "store", data.get("store", {}))
     for key in store_table:
-        if key != "url":
+        if key not in ("url", "schema"):
             raise SettingsError(path, f"store.{key}", "unknown setting")
     url = store_table.get("url", DEFAULT_STORE_URL)
     if not isinstance(url, str) or not url.startswith(("sqlite:", "postgresql")):
         raise SettingsError(path, "store.url", "expected sqlite:///FILE or postgresql+psycopg://…")
+    schema = store_table.get("schema")
+    if schema is not None and (not isinstance(schema, str) or not schema.isidentifier()):
+        raise SettingsError(path, "store.schema", "expected a name of letters, digits and _")
+    if schema is not None and not url.startswith("postgresql"):
+        raise SettingsError(path, "store.schema", "only a PostgreSQL store has schemas")
     sync_table = _table(path, "sync", data.get("sync", {}))
     for key in sync_table:
         if key not in _SYNC_FIELDS:
@@ -333,8 +364,86 @@ def parse_settings(
     writeback = _writeback_settings(path, _table(path, "writeback", data.get("writeback", {})))
     return Settings(
         kpi=_kpi_settings(path, kpi_table), mappings=mappings, source=path,
-        connections=connections, store=StoreSettings(url), sync=sync, writeback=writeback,
+        connections=connections, store=StoreSettings(url, schema), sync=sync,
+        writeback=writeback, service=_service_settings(path, _table(path, "service",
+                                                                    data.get("service", {}))),
     )  # fmt: skip
+
+
+_SERVICE_TYPES: dict[str, tuple[type, ...]] = {
+    "interval_s": (int,), "cron": (str,), "metrics_port": (int,), "metrics_host": (str,),
+    "log_format": (str,), "log_level": (str,), "lock_retry_s": (int, float),
+    "lock_wait_s": (int, float),
+}  # fmt: skip
+
+
+def _service_settings(path: Path | None, table: Mapping[str, Any]) -> ServiceSettings:
+    """``[service]``: every key checked here (the crontab line by APScheduler itself)."""
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        where = f"service.{key}"
+        expected = _SERVICE_TYPES.get(key)
+        if expected is None:
+            raise SettingsError(path, where, "unknown setting")
+        if isinstance(value, bool) or not isinstance(value, expected):
+            names = " or ".join(t.__name__ for t in expected)
+            raise SettingsError(path, where, f"expected {names}, got {value!r}")
+        if isinstance(value, int | float):
+            if value < 0:
+                raise SettingsError(path, where, "must not be negative")
+            if key in ("lock_retry_s", "lock_wait_s"):
+                value = float(value)
+        values[key] = value
+    if values.get("interval_s") == 0:
+        raise SettingsError(path, "service.interval_s", "expected at least 1 second")
+    if values.get("lock_retry_s") == 0:
+        raise SettingsError(path, "service.lock_retry_s", "expected more than 0 seconds")
+    if values.get("metrics_port", 0) > 65535:
+        raise SettingsError(path, "service.metrics_port", "expected a port, 0..65535")
+    if values.get("log_format", "human") not in ("human", "json"):
+        raise SettingsError(path, "service.log_format", "expected human or json")
+    level = values.get("log_level", "INFO").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise SettingsError(path, "service.log_level", "expected DEBUG, INFO, WARNING or ERROR")
+    values["log_level"] = level
+    if values.get("cron"):
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(values["cron"], timezone="UTC")
+        except ValueError as exc:
+            raise SettingsError(path, "service.cron", f"not a crontab line: {exc}") from None
+    return ServiceSettings(**values)
+
+
+ENV_PREFIX = "KPISYNC__"
+
+
+def _env_overrides(
+    data: dict[str, Any], path: Path | None, env: Mapping[str, str]
+) -> dict[str, str]:
+    """Apply ``KPISYNC__SECTION__KEY=value`` variables over the TOML document (in place);
+    returns dotted key -> the variable that set it."""
+    origins: dict[str, str] = {}
+    for name in sorted(env):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        keys = [k.lower() for k in name[len(ENV_PREFIX) :].split("__")]
+        if len(keys) < 2 or not all(keys):
+            raise SettingsError(path, f"${name}", "expected KPISYNC__SECTION__KEY")
+        try:
+            value: Any = tomllib.loads(f"v = {env[name]}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = env[name]
+        table = data
+        for i, key in enumerate(keys[:-1]):
+            inner = table.setdefault(key, {})
+            if not isinstance(inner, dict):
+                raise SettingsError(path, ".".join(keys[: i + 1]), f"${name}: not a table")
+            table = inner
+        table[keys[-1]] = value
+        origins[".".join(keys)] = name
+    return origins
 
 
 def settings_path(option: Path | None, env: Mapping[str, str] | None = None) -> Path:
@@ -357,4 +466,11 @@ def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(path, "(syntax)", str(exc)) from None
-    return parse_settings(data, path, env)
+    origins = _env_overrides(data, path, os.environ if env is None else env)
+    try:
+        return parse_settings(data, path, env)
+    except SettingsError as exc:
+        if exc.key in origins:
+            problem = str(exc).partition(f"{exc.key}: ")[2]
+            raise SettingsError(path, exc.key, f"{problem} (set by ${origins[exc.key]})") from None
+        raise

@@ -25,6 +25,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from service.journal import status as service_status
 from service.settings import Settings, SettingsError, load_settings, settings_path
 from writeback.ledger import parked_counts
 
@@ -60,7 +61,7 @@ def _settings(option: Path | None) -> Settings:
 def _store(settings: Settings) -> Any:
     from connectors.store import Store
 
-    store = Store(settings.store.url)
+    store = Store(settings.store.url, schema=settings.store.schema)
     store.migrate()
     return store
 
@@ -163,6 +164,7 @@ def status_data(settings: Settings, store: Any, names: list[str]) -> dict[str, A
             "records": store.raw_count(name),
             "quarantine": store.quarantine_counts(name),
             "writeback_parked": parked_counts(store, name),
+            **service_status(store, name),
             "api_budget": None
             if usage is None
             else {
@@ -225,6 +227,10 @@ def status(
                           str(info["quarantine"].get(obj, 0)), str(c.get("value") or ""),
                           str(c.get("updated_at") or "")[:19])  # fmt: skip
         out.print(table)
+        out.print(f"  next scheduled cycle: {info['next_run_at'] or 'none'}", highlight=False)
+        for c in info["last_cycles"]:
+            out.print(f"  cycle {c['id']} {c['started_at'][:19]} {c['holder']}: {c['outcome']} "
+                      f"{c['message'] or ''}", highlight=False)  # fmt: skip
         for r in info["last_runs"]:
             out.print(f"  run {r['id']} {r['started_at'][:19]} {r['mode']}: {r['outcome']} "
                       f"({r['records_in']} read, {r['api_calls']} calls, "
