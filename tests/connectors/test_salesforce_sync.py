@@ -6,6 +6,9 @@ import math
 from collections import Counter
 from pathlib import Path
 
+import polars as pl
+import pytest
+
 from connectors.salesforce import SalesforceClient, SalesforceSource
 from connectors.store import Store
 
@@ -109,3 +112,37 @@ def test_bulk_api_above_the_threshold_gives_the_same_tables(
     sf_org.clear_log()
     result = run(sqlite_store, source)
     assert (result.stats.inserted, result.stats.updated) == (0, 0)
+
+
+def test_mapping_is_data_and_a_missing_mapped_field_is_detected(
+    sf_org: SfOrg, sqlite_store: Store
+) -> None:
+    from connectors.salesforce_map import SalesforceMapping
+
+    mapping = SalesforceMapping.from_settings({
+        "opportunity_types": {"New Customer": "upsell", "Renewal": "renewal"},
+        "opportunity_cost_field": "Deal_Cost__c",  # an admin's typo: no such field in the org
+    })  # fmt: skip
+    source = SalesforceSource(sf_org.config(), mapping)
+    result = run(sqlite_store, source)
+
+    assert "Opportunity.Deal_Cost__c: field not in org; column left empty" in result.notes
+    opps = sqlite_store.canonical_text("sf")["opportunities"]
+    assert opps["cost"].null_count() == opps.height
+    truth = sf_org.canonical["opportunities"].select("id", "type")
+    joined = opps.select("id", synced=pl.col("type")).join(truth, on="id")
+    assert joined.height == opps.height
+    # The generator's new business is "New Customer" in Salesforce: now mapped to upsell.
+    new_business = joined.filter(pl.col("type") == "new_business")
+    assert new_business.height > 0 and set(new_business["synced"]) == {"upsell"}
+    renewals = joined.filter(pl.col("type") == "renewal")
+    assert set(renewals["synced"]) == {"renewal"}
+
+
+def test_a_bad_mapping_names_its_key() -> None:
+    from connectors.salesforce_map import SalesforceMapping
+
+    with pytest.raises(ValueError, match="opportunity_types: 'big' is not a canonical type"):
+        SalesforceMapping.from_settings({"opportunity_types": {"New Customer": "big"}})
+    with pytest.raises(ValueError, match="connected_call_dispositions: expected a list"):
+        SalesforceMapping.from_settings({"connected_call_dispositions": "Connected"})
