@@ -7,6 +7,7 @@ import sys
 BENCHMARKS = {
     "engine": "bench.engine",
     "engine_choice": "bench.engine_choice",
+    "sync": "bench.sync",
     "writeback": "bench.writeback",
 }
 
