@@ -89,6 +89,9 @@ class Sandbox:
             target=_serve, args=(child, opportunities, seed, hubspot_tier), daemon=True
         )
         self._proc.start()
+        while not self._conn.poll(1.0):
+            if not self._proc.is_alive():
+                raise RuntimeError(f"the sandbox process exited ({self._proc.exitcode})")
         self.info, self.currency = self._conn.recv()
         self.server_peak_rss = 0
 
