@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from kpis.engine import KpiRun
+from service.exit_codes import EXIT_USAGE
 
 app = typer.Typer(
     name="kpisync",
@@ -28,7 +29,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True, soft_wrap=True)
-EXIT_USAGE = 2
 
 
 class OutputFormat(StrEnum):

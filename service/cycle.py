@@ -92,9 +92,10 @@ def run_cycle(
         started = time.perf_counter()
         result.kpi_values, _ = compute_into_store(store, settings, cfg.name, as_of)
         result.seconds["compute"] = time.perf_counter() - started
-        if not writeback or should_stop():
-            if should_stop():
-                result.outcome, result.message = "stopped", "stopped after compute"
+        if should_stop():
+            result.outcome, result.message = "stopped", "stopped after compute"
+            return result
+        if not writeback:
             return result
         step = "writeback"
         started = time.perf_counter()

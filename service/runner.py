@@ -46,12 +46,12 @@ from connectors.config import ConnectionConfig
 from connectors.store import Store, utcnow
 from service import journal, locks
 from service.cycle import CycleResult, run_cycle
+from service.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_PAUSED
 from service.observability import HttpEndpoint, Metrics, safe_url
 from service.settings import Settings
 
 log = logging.getLogger("kpisync.service")
 
-EXIT_OK, EXIT_FAILED, EXIT_PAUSED = 0, 1, 75
 
 #: ``run --once`` exit code per cycle outcome; ``failed`` wins over the rest.
 _EXIT = {"ok": EXIT_OK, "failed": EXIT_FAILED, "paused": EXIT_PAUSED, "stopped": EXIT_PAUSED}

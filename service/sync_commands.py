@@ -25,12 +25,12 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from service.exit_codes import EXIT_FAILED, EXIT_PAUSED, EXIT_USAGE
 from service.journal import status as service_status
 from service.settings import Settings, SettingsError, load_settings, settings_path
 from writeback.ledger import parked_counts
 
 console = Console(stderr=True, soft_wrap=True)
-EXIT_FAILED, EXIT_USAGE, EXIT_PAUSED = 1, 2, 75
 
 SettingsOption = Annotated[
     Path | None,

@@ -15,10 +15,9 @@ from typing import Annotated, Any
 
 import typer
 
+from service.exit_codes import EXIT_FAILED, EXIT_PAUSED
 from service.settings import Settings, SettingsError
 from service.sync_commands import (
-    EXIT_FAILED,
-    EXIT_PAUSED,
     CrmOption,
     SettingsOption,
     _fail,

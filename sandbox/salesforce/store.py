@@ -130,12 +130,6 @@ class Table:
             self._frame = None
             self._indexes.clear()
 
-    def find(self, field: str, value: Any) -> list[dict[str, Any]]:
-        """Rows (not deleted) whose ``field`` equals ``value`` (external-id lookups)."""
-        frame = self.frame()
-        hits = frame.filter((pl.col(field) == value) & ~pl.col("IsDeleted"))
-        return list(hits.iter_rows(named=True))
-
     # -- writing ---------------------------------------------------------------------------------
 
     def insert(self, row: dict[str, Any]) -> None:
