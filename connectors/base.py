@@ -179,7 +179,8 @@ def store_page(
                     b.upsert_rows(spec.table, group)
                 else:
                     b.update_rows(spec.table, group)
-        b.release(spec.name, [rid for rid, _ in raw if rid not in {x[0] for x in bad}])
+        rejected = {rid for rid, _, _ in bad}
+        b.release(spec.name, [rid for rid, _ in raw if rid not in rejected])
         for rid, reason, record in bad:
             b.quarantine(spec.name, rid, reason, record)
         if gone:
