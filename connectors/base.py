@@ -227,14 +227,18 @@ def sync_connection(
             obj_stats = per_object.setdefault(spec.name, RunStats(objects=[spec.name]))
             stats.objects.append(spec.name)
             progress.start(spec.name)
+            # Each object's own calls: those made since the previous object ended (calls made
+            # in ``prepare`` — describes, the batched first pages — belong to no one object).
+            calls_at_object = source.api_calls
             pages = source.pages(spec, cursors.get(spec.name), full=full)
             for batches, page in enumerate(pages, start=1):
                 store_page(store, connection, spec, page, obj_stats)
-                obj_stats.api_calls = source.api_calls - calls_at_start
+                obj_stats.api_calls = source.api_calls - calls_at_object
                 progress.advance(spec.name, len(page.records) + len(page.deleted),
                                  source.api_calls - calls_at_start)  # fmt: skip
                 if after_batch is not None:
                     after_batch(spec.name, batches)
+            obj_stats.api_calls = source.api_calls - calls_at_object
             progress.done(spec.name)
         source.finish(store, connection)
     except BudgetPaused as exc:

@@ -35,6 +35,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 import requests
+import sqlalchemy as sa
 from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import (
     SalesforceError,
@@ -47,6 +48,7 @@ from simple_salesforce.exceptions import (
 )
 from simple_salesforce.format import format_soql
 
+from connectors import schema as db
 from connectors import values as v
 from connectors.base import ObjectSpec, Page, RawRecord
 from connectors.config import ConnectionConfig
@@ -67,9 +69,15 @@ T = TypeVar("T")
 
 CRM = "salesforce"
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+_TOKEN_PATH = "/services/oauth2/token"
 _LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
 # composite/batch takes at most 25 subrequests (resources_composite_batch.htm).
 MAX_BATCH = 25
+# ``finish`` revisits the leads of these objects' stored records; past _TOUCHED_MAX ids it runs
+# one statement over the whole connection instead of id lists of _IN_CHUNK.
+_CONVERSION_OBJECTS = frozenset({"Lead", "Opportunity"})
+_TOUCHED_MAX = 20_000
+_IN_CHUNK = 500
 _RETRIABLE_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE", "QUERY_TIMEOUT"})
 _TRANSPORT_ERRORS = (
     requests.ConnectionError,
@@ -205,9 +213,20 @@ class SalesforceClient:
             budget=BudgetGuard(o.budget_share),
         )
         self.auth = SalesforceAuth(cfg, self.session)
+        #: OAuth token requests sent (not API requests: see ``_on_response``).
+        self.auth_calls = 0
         self._sf: Salesforce | None = None
 
     def _on_response(self, r: requests.Response, *args: Any, **kwargs: Any) -> None:
+        if urllib.parse.urlsplit(r.url).path.endswith(_TOKEN_PATH):
+            # An OAuth token request is a login, not an API request: login calls count toward
+            # the login rate limit (sforce_api_calls_login.htm: "login() calls count toward your
+            # login rate limit"), usage reports cover "all calls, except for login()"
+            # (sforce_api_header_limitinfo.htm), and the token endpoint answers without the
+            # Sforce-Limit-Info that every REST API request carries (headers_api_usage.htm).
+            # Counted apart, so ``calls`` is what the org's daily allocation is charged.
+            self.auth_calls += 1
+            return
         self.guard.count()
         m = _LIMIT_INFO.search(r.headers.get("Sforce-Limit-Info", ""))
         if m:
@@ -409,6 +428,8 @@ class SalesforceSource:
         self._described: dict[str, str] = {}
         self._first: dict[str, dict[str, Any]] = {}
         self._start = dt.datetime.now(dt.UTC)
+        self._touched: dict[str, set[str]] = {}
+        self._touched_all = False
 
     @property
     def api_calls(self) -> int:
@@ -506,6 +527,13 @@ class SalesforceSource:
 
     # -- extraction -------------------------------------------------------------------------
     def pages(self, spec: ObjectSpec, cursor: Cursor | None, *, full: bool) -> Iterator[Page]:
+        for page in self._object_pages(spec, cursor, full=full):
+            self._touch(spec.name, page.records)
+            yield page
+
+    def _object_pages(
+        self, spec: ObjectSpec, cursor: Cursor | None, *, full: bool
+    ) -> Iterator[Page]:
         state: dict[str, Any] = {"described_at": self._described.get(spec.name),
                                  "synced_at": self._start.isoformat()}  # fmt: skip
         fields = self._fields.get(spec.name)
@@ -572,23 +600,53 @@ class SalesforceSource:
         yield replace(final, cursor=Cursor(top, dict(state)))
 
     # -- after all objects --------------------------------------------------------------------
+    def _touch(self, name: str, records: Sequence[RawRecord]) -> None:
+        """Note the leads and opportunities a page brings: ``finish`` revisits only those."""
+        if name not in _CONVERSION_OBJECTS or self._touched_all:
+            return
+        ids = self._touched.setdefault(name, set())
+        ids.update(str(r["Id"]) for r in records if r.get("Id") is not None)
+        if len(ids) > _TOUCHED_MAX:
+            # A large pull: one statement over the connection is cheaper than id lists.
+            self._touched_all = True
+            self._touched.clear()
+
     def finish(self, store: Store, connection: str) -> None:
         """Conversion time: ConvertedDate is a date; conversion creates the opportunity, so its
-        CreatedDate on that day is the conversion instant (idempotent, re-run every sync)."""
-        leads = store.table_text(connection, "leads", with_key=True)
-        opps = store.table_text(connection, "opportunities")
-        if leads.is_empty() or opps.is_empty():
+        CreatedDate on that day is the conversion instant (idempotent).
+
+        Done in SQL, for the leads this run stored (their ``converted_at`` came back as a date)
+        and the leads of the opportunities it stored: a quiet cycle touches nothing."""
+        touched_all, touched = self._touched_all, self._touched
+        self._touched_all, self._touched = False, {}
+        if not touched_all and not any(touched.values()):
             return
-        created = dict(zip(opps["id"].to_list(), opps["created_at"].to_list(), strict=True))
-        updates: list[tuple[str, dict[str, str | None]]] = []
-        for key, conv, opp in leads.select(
-            "row_key", "converted_at", "converted_opportunity_id"
-        ).iter_rows():
-            if conv is None or opp is None:
-                continue
-            at = created.get(opp)
-            if at is not None and at != conv and at[:10] == conv[:10]:
-                updates.append((key, {"converted_at": at}))
-        if updates:
-            with store.batch(connection) as b:
-                b.update_rows("leads", updates)
+        leads, opps = db.canonical["leads"], db.canonical["opportunities"]
+        opp = opps.alias("opp")
+        match = (opp.c.connection == connection) & (
+            opp.c.row_key == leads.c.converted_opportunity_id
+        )
+        created = sa.select(opp.c.created_at).where(match).scalar_subquery()
+        base = sa.and_(
+            leads.c.connection == connection,
+            leads.c.converted_at.is_not(None),
+            sa.exists().where(
+                match,
+                opp.c.created_at.is_not(None),
+                opp.c.created_at != leads.c.converted_at,
+                sa.func.substr(opp.c.created_at, 1, 10)
+                == sa.func.substr(leads.c.converted_at, 1, 10),
+            ),
+        )
+        update = sa.update(leads).values(converted_at=created)
+        with store.engine.begin() as conn:
+            if touched_all:
+                conn.execute(update.where(base))
+                return
+            lead_ids = sorted(touched.get("Lead", ()))
+            opp_ids = sorted(touched.get("Opportunity", ()))
+            for i in range(0, len(lead_ids), _IN_CHUNK):
+                conn.execute(update.where(base, leads.c.row_key.in_(lead_ids[i : i + _IN_CHUNK])))
+            for i in range(0, len(opp_ids), _IN_CHUNK):
+                chunk = opp_ids[i : i + _IN_CHUNK]
+                conn.execute(update.where(base, leads.c.converted_opportunity_id.in_(chunk)))
