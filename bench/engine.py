@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -128,6 +129,29 @@ def _check_agreement(values: pl.DataFrame, baseline: pd.DataFrame) -> int:
             raise SystemExit(f"engine and pandas baseline disagree on {key}:\n{bad.head(5)}")
         compared += joined.height
     return compared
+
+
+@dataclass
+class EngineFigures:
+    engine_s: float
+    engine_peak: int
+    pandas_s: float
+    values: int
+
+
+def engine_figures(opps: int, seed: int) -> EngineFigures:
+    """The catalogue and the pandas baseline on one generated org, checked to agree."""
+    spec = spec_for(opps, seed=seed)
+    tables = generate_org(spec).tables
+    settings = KpiSettings(corporate_currency=spec.corporate_currency, as_of=spec.start)
+    with measured() as engine:
+        result = compute_kpis(CanonicalTables(tables), settings)
+    frames = pandas_inputs(tables)
+    with measured() as base:
+        baseline = pandas_baseline(frames, tables["teams"], spec.corporate_currency)
+    del frames
+    _check_agreement(result.values, baseline)
+    return EngineFigures(engine.seconds, engine.peak_rss, base.seconds, result.values.height)
 
 
 def run(opps: int, seed: int, csv: bool) -> Report:
