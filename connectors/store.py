@@ -365,18 +365,20 @@ class Store:
         self.close()
 
     # -- schema -----------------------------------------------------------------------------
-    def migrate(self) -> None:
-        """Create or upgrade the schema to the latest migration (no alembic.ini needed)."""
+    def migrate(self, revision: str = "head") -> None:
+        """Create or upgrade the schema to the latest migration, or to ``revision`` (no
+        alembic.ini needed). The whole upgrade is one transaction: a process killed in the
+        middle leaves the store at the revision it started from."""
         from alembic import command
         from alembic.config import Config
 
         cfg = Config()
         cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-        with self.engine.begin() as conn:
+        with self.engine.connect() as conn, _transactional_ddl(conn):
             if self.dialect == "postgresql" and self.schema:
                 conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+            command.upgrade(cfg, revision)
 
     # -- writing ----------------------------------------------------------------------------
     @contextmanager
@@ -624,6 +626,39 @@ def _run_record(r: Mapping[str, Any]) -> RunRecord:
         started_at=_as_utc(r["started_at"]) or utcnow(), finished_at=_as_utc(r["finished_at"]),
         duration_s=r["duration_s"], outcome=r["outcome"], message=r["message"], stats=stats,
     )  # fmt: skip
+
+
+@contextmanager
+def _transactional_ddl(conn: Connection) -> Iterator[None]:
+    """One transaction around DDL and data alike, committed at the end of the block.
+
+    PostgreSQL's DDL is transactional as it is. Python's sqlite3 driver opens a transaction only
+    before INSERT/UPDATE/DELETE/REPLACE and runs a CREATE TABLE outside any transaction
+    (https://docs.python.org/3.11/library/sqlite3.html#sqlite3-controlling-transactions), so each
+    table a migration creates would commit on its own, and a process killed mid-upgrade would
+    leave tables behind without the version stamp that made them: every later start would fail
+    with "table ... already exists". The SQLAlchemy recipe for transactional DDL on pysqlite —
+    the driver in autocommit mode and an explicit BEGIN — closes that gap
+    (https://docs.sqlalchemy.org/en/20/dialects/sqlite.html#serializable-isolation-savepoints-transactional-ddl).
+    """
+    if conn.dialect.name != "sqlite":
+        with conn.begin():
+            yield
+        return
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    level = driver.isolation_level
+    driver.isolation_level = None  # the driver issues no BEGIN/COMMIT of its own
+    try:
+        # IMMEDIATE: take the write lock now (busy_timeout waits for it), not at the first write.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        yield
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    finally:
+        driver.isolation_level = level
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
