@@ -43,7 +43,15 @@ class ConnectorError(Exception):
 
 
 class RetriableError(ConnectorError):
-    """A transient failure; the same request may succeed later."""
+    """A transient failure; the same request may succeed later.
+
+    ``reason`` (one of ``connectors.http.RETRY_REASONS``) says why, where the status alone does
+    not (a lock error); by default it is derived from the status.
+    """
+
+    def __init__(self, message: str, *, reason: str | None = None, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.reason = reason
 
 
 class RateLimited(RetriableError):

@@ -5,14 +5,23 @@ the rate limiter spaces calls, the budget guard refuses to start a call once the
 share of the daily allowance is spent (:class:`~connectors.errors.BudgetPaused`), and
 :func:`retrying` retries only :class:`~connectors.errors.RetriableError` with jittered
 exponential backoff that honours ``Retry-After`` and is capped.
+
+Every retry is reported (:func:`report_retry`): one log line on ``kpisync.api`` naming the
+connection, the CRM, the call and the reason, and a call to the observer of the current
+:func:`retry_scope` (the service counts them in ``kpisync_api_retries_total``). Reasons are few and
+fixed (:data:`RETRY_REASONS`) so they can label a metric.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -21,6 +30,71 @@ import tenacity
 from connectors.errors import BudgetPaused, RateLimited, RetriableError
 
 T = TypeVar("T")
+
+log = logging.getLogger("kpisync.api")
+
+#: Why a call (or a record) was tried again; the label values of ``kpisync_api_retries_total``.
+RETRY_REASONS = ("server_error", "rate_limited", "expired_session", "connection", "lock_error")
+
+
+def retry_reason(exc: BaseException) -> str:
+    """The :data:`RETRY_REASONS` value of a retriable failure."""
+    if isinstance(exc, RateLimited):
+        return "rate_limited"
+    reason = getattr(exc, "reason", None)
+    if isinstance(reason, str) and reason in RETRY_REASONS:
+        return reason
+    status = getattr(exc, "status", None)
+    if status == 401:
+        return "expired_session"
+    if status == 429:
+        return "rate_limited"
+    if isinstance(status, int) and status >= 500:
+        return "server_error"
+    return "connection"
+
+
+@dataclass(frozen=True)
+class RetryEvent:
+    """One retry: of which call, on which CRM, why, and the wait before it."""
+
+    crm: str
+    call: str
+    reason: str
+    attempt: int
+    wait_s: float
+    error: str
+
+
+RetryObserver = Callable[[str | None, RetryEvent], None]
+_scope: contextvars.ContextVar[tuple[str | None, RetryObserver | None]] = contextvars.ContextVar(
+    "kpisync_retry_scope", default=(None, None)
+)
+
+
+@contextlib.contextmanager
+def retry_scope(connection: str, observer: RetryObserver | None = None) -> Iterator[None]:
+    """Within the block, retries are logged as ``connection``'s and passed to ``observer``."""
+    token = _scope.set((connection, observer))
+    try:
+        yield
+    finally:
+        _scope.reset(token)
+
+
+def report_retry(event: RetryEvent) -> None:
+    """Log one retry (the error text carries no secret: connectors never put one there) and
+    hand it to the observer of the current :func:`retry_scope`."""
+    connection, observer = _scope.get()
+    log.info(
+        "%s%s: retry %d of %s (%s) in %.2fs: %s",
+        f"{connection}: " if connection else "", event.crm, event.attempt, event.call,
+        event.reason, event.wait_s, event.error[:200],
+        extra={"connection": connection, "crm": event.crm, "call": event.call,
+               "reason": event.reason},
+    )  # fmt: skip
+    if observer is not None:
+        observer(connection, event)
 
 
 @dataclass(frozen=True)
@@ -151,9 +225,69 @@ class CallGuard:
         with self._lock:
             self.calls += n
 
-    def run(self, fn: Callable[[], T]) -> T:
+    def run(self, fn: Callable[[], T], call: Callable[[], str] | str = "call") -> T:
+        """``fn()`` under the budget, limiter and retry policy; ``call`` names it in the retry
+        log (a callable is asked after the failure: the connector knows the request by then)."""
+        attempts = 0
+
         def attempt() -> T:
+            nonlocal attempts
+            attempts += 1
             self.before_call()
             return fn()
 
-        return retrying(self.policy, attempt)
+        def on_retry(exc: BaseException, wait: float) -> None:
+            name = call() if callable(call) else call
+            report_retry(RetryEvent(self.crm, name, retry_reason(exc), attempts, wait,
+                                    str(exc)))  # fmt: skip
+
+        return retrying(self.policy, attempt, on_retry=on_retry)
+
+
+class WindowLimiter:
+    """At most ``limit`` calls in any rolling ``window_s`` seconds — the shape of a CRM limit
+    such as HubSpot's "N requests per 10 seconds" — with limits that may change as the CRM
+    reports them (:meth:`configure`) and a pause when the CRM says the window is spent
+    (:meth:`hold`). Unlike a token bucket, a full window is used without overshooting it."""
+
+    def __init__(
+        self, limit: int, window_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limit = max(1, limit)
+        self.window_s = window_s
+        self._clock = clock
+        self._sent: deque[float] = deque()
+        self._held_until = 0.0
+        self._lock = threading.Lock()
+
+    def configure(self, limit: int, window_s: float) -> None:
+        with self._lock:
+            self.limit, self.window_s = max(1, limit), window_s
+
+    def hold(self, seconds: float) -> None:
+        """Send nothing for ``seconds`` from now."""
+        with self._lock:
+            self._held_until = max(self._held_until, self._clock() + seconds)
+
+    def delay(self) -> float:
+        """Seconds until a call may go, reserving its slot when it is 0."""
+        with self._lock:
+            now = self._clock()
+            while self._sent and now - self._sent[0] >= self.window_s:
+                self._sent.popleft()
+            wait = max(0.0, self._held_until - now)
+            if len(self._sent) >= self.limit:
+                # The oldest calls must leave the window first.
+                oldest = self._sent[len(self._sent) - self.limit]
+                wait = max(wait, oldest + self.window_s - now)
+            if wait <= 0:
+                self._sent.append(now)
+            return wait
+
+    def acquire(self) -> float:
+        """Block until a call may go; returns the seconds waited."""
+        waited = 0.0
+        while (wait := self.delay()) > 0:
+            time.sleep(wait)
+            waited += wait
+        return waited

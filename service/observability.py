@@ -27,7 +27,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 __all__ = ["HttpEndpoint", "Metrics", "safe_url", "setup_logging"]
 
 #: ``extra=`` fields a log line may carry, in this order.
-_FIELDS = ("connection", "cycle", "holder", "outcome", "step", "seconds")
+_FIELDS = ("connection", "cycle", "holder", "outcome", "step", "seconds", "crm", "call", "reason")
 
 
 class JsonFormatter(logging.Formatter):
@@ -89,6 +89,10 @@ class Metrics:
                                ["connection", "kind"], registry=r)  # fmt: skip
         self.api_calls = Counter("kpisync_api_calls", "CRM API calls, by step.",
                                  ["connection", "step"], registry=r)  # fmt: skip
+        self.retries = Counter("kpisync_api_retries", "CRM calls (or refused rows) tried again, "
+                               "by reason (server_error, rate_limited, expired_session, "
+                               "connection, lock_error).", ["connection", "reason"],
+                               registry=r)  # fmt: skip
         self.written = Counter("kpisync_writeback_rows", "KPI rows written to the CRM, or "
                                "refused.", ["connection", "result"], registry=r)  # fmt: skip
         self.budget_used = Gauge("kpisync_api_budget_used", "CRM API calls used today (the "
@@ -132,6 +136,10 @@ class Metrics:
             self.budget_used.labels(name).set(budget[0])
             self.budget_limit.labels(name).set(budget[1])
             self.budget_allowance.labels(name).set(int(budget[1] * share))
+
+    def retried(self, connection: str | None, event: Any) -> None:
+        """Count one retry (a ``connectors.http.RetryEvent``); the observer of a retry scope."""
+        self.retries.labels(connection or "", event.reason).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -43,6 +43,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from connectors.base import Progress
 from connectors.config import ConnectionConfig
+from connectors.http import retry_scope
 from connectors.store import Store, utcnow
 from service import journal, locks
 from service.cycle import CycleResult, run_cycle
@@ -112,10 +113,11 @@ class Runner:
         log.info("%s: cycle %d started", name, cycle_id, extra=extra)
         self.metrics.running.labels(name).set(1)
         try:
-            result = run_cycle(
-                self.store, self.settings, cfg, progress=progress,
-                should_stop=lambda: self.stopping.is_set() or not lock.alive(),
-            )  # fmt: skip
+            with retry_scope(name, self.metrics.retried):
+                result = run_cycle(
+                    self.store, self.settings, cfg, progress=progress,
+                    should_stop=lambda: self.stopping.is_set() or not lock.alive(),
+                )  # fmt: skip
         except Exception as exc:  # a bug or a lost store must not take the scheduler down
             log.exception("%s: cycle %d crashed", name, cycle_id, extra=extra)
             result = CycleResult(name, outcome="failed", failed_step="cycle",

@@ -155,16 +155,19 @@ class HubSpotWriter:
         done = {str((x.get("properties") or {}).get(key_prop)): str(x.get("id"))
                 for x in res.get("results") or []}  # fmt: skip
         refused: dict[str, str] = {}
+        locked: set[str] = set()
         for err in res.get("errors") or []:
             for key in (err.get("context") or {}).get("ids") or []:
                 refused[str(key)] = f"{err.get('category', '')}: {err.get('message', '')}"
+                if str(err.get("subCategory", "")).endswith("RECORD_LOCKED"):
+                    locked.add(str(key))  # another update holds the record: send it again
         out = []
         for r in rows:
             if r.key in done and r.key not in refused:
                 out.append(Outcome(r.key, r.hash, True, crm_id=done[r.key]))
             else:
                 error = refused.get(r.key, "no result for this input in the batch answer")
-                out.append(Outcome(r.key, r.hash, False, error=error))
+                out.append(Outcome(r.key, r.hash, False, error=error, retriable=r.key in locked))
         return out
 
     def delete(self, target: str, entries: Sequence[LedgerEntry]) -> list[Outcome]:
@@ -224,6 +227,8 @@ class HubSpotInstaller:
         try:
             schema = self._schema()
         except AuthError as exc:
+            if exc.status == 401:
+                raise  # the token is refused: a login failure, not a portal without the feature
             return [self._unavailable(f"the portal refuses custom object schemas ({exc.message})"),
                     self._record_level()]  # fmt: skip
         expected = self._expected()
@@ -286,6 +291,8 @@ class HubSpotInstaller:
         try:
             schema = self._schema()
         except AuthError as exc:
+            if exc.status == 401:
+                raise
             return [self._unavailable(f"the portal refuses custom object schemas ({exc.message})")]
         if schema is None:
             return [Action(CRM, "schema", s.hs_object, Status.MISSING)]

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from connectors.errors import ApiError, FatalError
+from connectors.http import RetryEvent, report_retry
 from connectors.store import Store
 from writeback import ledger
 from writeback.ledger import LedgerEntry
@@ -158,7 +159,14 @@ def _push(
             for outcomes in _send(writer, target, pending[i : i + size], now):
                 last = round_ == settings.lock_retries
                 final = [o for o in outcomes if o.ok or not o.retriable or last]
-                retry.extend(by_key[o.key] for o in outcomes if o not in final)
+                for o in outcomes:
+                    if o not in final:
+                        retry.append(by_key[o.key])
+                        # One line and one count per re-sent row, like a retried call.
+                        wait = min(2.0, 0.2 * 2**round_)
+                        report_retry(RetryEvent(writer.crm, f"write {target} {o.key}",
+                                                "lock_error", round_ + 1, wait,
+                                                o.error or ""))  # fmt: skip
                 keep(final)
                 tr.written += sum(o.ok for o in final)
                 tr.failed += sum(not o.ok for o in final)
