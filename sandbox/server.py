@@ -39,6 +39,9 @@ Control plane (JSON; on every port; ``?crm=NAME`` targets another app where it m
 * ``GET|POST|DELETE /__sandbox/faults``        list / add one rule (body) / clear (``?id=`` one)
 * ``POST /__sandbox/reset``                    reset apps, faults, log and counts
 * ``POST|DELETE /__sandbox/records/{object}/{id}``  edit (body = fields) / delete a record
+* ``POST /__sandbox/raw/{object}``             write records as an import would, past the API's
+                                               checks (body ``{"records": [...]}``; the app's
+                                               ``raw_put``; 404 if the app has none)
 * ``GET|POST /__sandbox/config``               read / change app knobs (``app.configure``)
 """
 
@@ -460,6 +463,7 @@ class _ControlPlane:
         r.add("POST", f"{p}/reset", self.reset)
         r.add("POST|PATCH", f"{p}/records/{{object_name}}/{{record_id}}", self.edit_record)
         r.add("DELETE", f"{p}/records/{{object_name}}/{{record_id}}", self.delete_record)
+        r.add("POST", f"{p}/raw/{{object_name}}", self.raw_put)
         r.add("GET|POST", f"{p}/config", self.config)
         self.router = r
         self._app: CrmApp | None = None
@@ -526,6 +530,16 @@ class _ControlPlane:
 
     def delete_record(self, request: Request, object_name: str, record_id: str) -> Response:
         return json_response(200, _target(request).delete_record(object_name, record_id))
+
+    def raw_put(self, request: Request, object_name: str) -> Response:
+        body = request.json() or {}
+        records = body.get("records") if isinstance(body, dict) else None
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise ValueError('body must be {"records": [JSON objects]}')
+        put = getattr(_target(request), "raw_put", None)
+        if put is None:
+            raise KeyError("raw writes (this sandbox CRM has none)")
+        return json_response(200, {"ids": put(object_name, records)})
 
     def config(self, request: Request) -> Response:
         settings = request.json() if request.method == "POST" else {}

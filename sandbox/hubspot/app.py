@@ -28,6 +28,7 @@ from sandbox.hubspot.portal import Portal
 from sandbox.hubspot.ratelimit import TIERS, RateLimited, RateLimiter
 from sandbox.hubspot.seed import HubSpotSeed
 from sandbox.hubspot.store import Row
+from sandbox.hubspot.values import parse_ms, to_text
 from sandbox.hubspot.writes import apply_update, invalid, normalize
 
 _SEARCH = re.compile(r"^/crm/v3/objects/[^/]+/search/?$")
@@ -273,6 +274,28 @@ class HubSpotApp:
             row = apply_update(self.portal, table, rid, values)
             assert isinstance(row, Row)
             return dict(table.render(row, list(row.props)))
+
+    def raw_put(self, object_name: str, records: list[dict[str, Any]]) -> list[str]:
+        """Store records as a data import or a broken integration leaves them: property values
+        kept as given (HubSpot carries every value as a string, so a number property may hold
+        any text), no option, type or required checks, no derived properties. Each record is
+        ``{"id"?, "properties": {...}, "createdAt"?, "associations"?: {type: [ids]}}``; an ``id``
+        that exists is overwritten property by property, any other record is created (with its
+        ``id`` if given, even one another engagement type uses). Returns the ids written."""
+        ids: list[str] = []
+        with self.portal.lock:
+            table = self._table_for(object_name)
+            for rec in records:
+                props = {str(k): to_text(v) for k, v in (rec.get("properties") or {}).items()}
+                created = rec.get("createdAt") or props.pop(table.ot.created_property, None)
+                created_ms = None if created is None else parse_ms(str(created))
+                rid = None if rec.get("id") is None else _rid(str(rec["id"]))
+                row = table.raw_put(rid, props, created_ms=created_ms)
+                for to_type, targets in (rec.get("associations") or {}).items():
+                    for target in targets:
+                        self.portal.assoc.add(table.ot.name, to_type, row.id, int(target))
+                ids.append(str(row.id))
+        return ids
 
     def delete_record(self, object_name: str, record_id: str) -> dict[str, Any]:
         with self.portal.lock:

@@ -393,6 +393,25 @@ class ObjectTable:
         self._put(row)
         return row
 
+    def raw_put(
+        self, rid: int | None, props: dict[str, str | None], *, created_ms: int | None = None
+    ) -> Row:
+        """Create or overwrite a record without any checks (``HubSpotApp.raw_put``): a new
+        record takes ``rid`` when given; the modification time moves to now."""
+        self._maybe_compact()
+        now = now_ms()
+        row = None if rid is None else self._materialize(rid)
+        if row is None:
+            row = Row(self.ids.take() if rid is None else rid, {}, now, now)
+        for k, v in props.items():
+            if k not in self.virtual:
+                row.props[k] = v
+        if created_ms is not None:
+            row.created_ms = created_ms
+        row.updated_ms = max(now, row.updated_ms)
+        self._put(row)
+        return row
+
     def update(
         self, rid: int, props: dict[str, str | None], at_ms: int | None = None
     ) -> Row | None:

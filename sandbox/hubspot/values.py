@@ -22,7 +22,8 @@ def iso_from_ms(ms: int) -> str:
     """Epoch ms → HubSpot's ISO form with millisecond precision and ``Z``."""
     secs, rem = divmod(int(ms), 1000)
     dt = datetime.fromtimestamp(secs, tz=UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{rem:03d}Z"
+    # Four-digit years always (strftime's %Y drops the zeros of years before 1000 on glibc).
+    return f"{dt.year:04d}" + dt.strftime("-%m-%dT%H:%M:%S") + f".{rem:03d}Z"
 
 
 def date_from_ms(ms: int) -> str:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import parse_qs, unquote, unquote_plus
 
@@ -41,9 +41,9 @@ from sandbox.salesforce.auth import AuthService
 from sandbox.salesforce.bulk import BulkHandlers, IngestHandlers
 from sandbox.salesforce.errors import RecordError, SalesforceError, invalid_session, not_found
 from sandbox.salesforce.ids import to18
-from sandbox.salesforce.org import Org
+from sandbox.salesforce.org import Org, now_utc, parse_datetime
 from sandbox.salesforce.rest import RestHandlers
-from sandbox.salesforce.schema import ObjectDef
+from sandbox.salesforce.schema import NUMBER_TYPES, STRING_TYPES, FieldDef, ObjectDef
 from sandbox.salesforce.search import search
 from sandbox.salesforce.tooling import ToolingHandlers
 
@@ -218,6 +218,57 @@ class SalesforceApp:
         self.after_write(obj)
         return self.org.record_json(obj, p.row, "59.0")
 
+    def raw_put(self, object_name: str, records: list[dict[str, Any]]) -> list[str]:
+        """Store records as a data import or a broken integration leaves them: no required-field,
+        picklist, reference or derived-field rules (``IsWon`` does not follow ``StageName``),
+        no length limits, and dates outside the platform's 1700-01-01..4000-12-31 range (Data
+        Loader guide, "Data Import Dates": a broken integration is what breaks that rule
+        here). A record with an
+        ``Id`` that exists is overwritten field by field; any other record is created (with its
+        ``Id`` if given). System fields may be given (an import's ``CreatedDate``); the
+        modstamp moves to now unless given, so incremental syncs see the change.
+
+        What Salesforce stores is still typed: a currency field holds a number, never text
+        (REST API guide, "Valid Date and DateTime Formats" and field types), so a value of the
+        wrong type for its column is
+        refused (``ValueError``, 400 on the control plane), as no import could store it either.
+        Returns the ids written, in order."""
+        obj = self._control_object(object_name)
+        table = self.org.tables[obj.name]
+        ids: list[str] = []
+        with self.org.lock:
+            for fields in records:
+                values = {f.name: _raw_value(f, v) for f, v in self._raw_fields(obj, fields)}
+                rid = values.get("Id")
+                current = table.get(str(rid)) if rid else None
+                now = now_utc()
+                if current is not None:
+                    row = dict(current)
+                    row["LastModifiedDate"] = row["SystemModstamp"] = now
+                    row.update(values)
+                    table.put(row)
+                else:
+                    row = {name: None for name in obj.fields}
+                    for f in obj.fields.values():
+                        if f.type == "boolean":
+                            row[f.name] = False
+                    row.update(self.org._system_row(str(rid or self.org.ids.new(obj.key_prefix)),
+                                                    now))  # fmt: skip
+                    row.update({k: v for k, v in values.items() if k != "Id"})
+                    table.insert(row)
+                ids.append(str(row["Id"]))
+        self.after_write(obj)
+        return ids
+
+    def _raw_fields(self, obj: ObjectDef, fields: dict[str, Any]) -> list[tuple[FieldDef, Any]]:
+        out = []
+        for key, value in fields.items():
+            f = obj.field(key)
+            if f is None:
+                raise ValueError(f"No such column '{key}' on entity '{obj.name}'")
+            out.append((f, value))
+        return out
+
     def delete_record(self, object_name: str, record_id: str) -> dict[str, Any]:
         obj = self._control_object(object_name)
         try:
@@ -374,6 +425,31 @@ class SalesforceApp:
             "HourlyODataCallout": lim(10000, 10000),
             "SingleEmail": lim(5000, 5000),
         }
+
+
+def _raw_value(f: FieldDef, value: Any) -> Any:
+    """A JSON value as the column stores it, with only the checks the column type itself makes."""
+    if value is None:
+        return None
+    refused = ValueError(f"{f.name} is a {f.type} field; it cannot hold {str(value)[:40]!r}")
+    if f.type in STRING_TYPES or f.type not in NUMBER_TYPES | {"boolean", "date", "datetime"}:
+        if not isinstance(value, str):
+            raise refused
+        return value
+    if f.type == "boolean":
+        if not isinstance(value, bool):
+            raise refused
+        return value
+    if f.type in NUMBER_TYPES:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise refused
+        return int(value) if f.type == "int" else float(value)
+    if not isinstance(value, str):
+        raise refused
+    try:
+        return date.fromisoformat(value[:10]) if f.type == "date" else parse_datetime(value)
+    except ValueError:
+        raise refused from None
 
 
 class _DecodingRouter(Router):
