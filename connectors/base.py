@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from connectors.contract import claimed_ids, row_problems, safe_text
 from connectors.errors import BudgetPaused, ConnectorError, SkippableRecord
 from connectors.store import CanonicalRow, Cursor, RunStats, Store
 
@@ -147,25 +148,48 @@ def _normalise(spec: ObjectSpec, record: RawRecord) -> tuple[str | None, Canonic
 
 
 def store_page(
-    store: Store, connection: str, spec: ObjectSpec, page: Page, stats: RunStats
+    store: Store,
+    connection: str,
+    spec: ObjectSpec,
+    page: Page,
+    stats: RunStats,
+    siblings: Sequence[str] = (),
 ) -> None:
-    """Write one page — records, rows, deletions, quarantine and cursor — in one transaction."""
-    raw: list[tuple[str, RawRecord]] = []
-    rows: list[tuple[str, CanonicalRow]] = []
-    bad: list[tuple[str, str, RawRecord]] = []
+    """Write one page — records, rows, deletions, quarantine and cursor — in one transaction.
+
+    ``siblings``: the other objects whose records are rows of the same canonical table (a row
+    one of them already holds is not taken over: the record is quarantined instead).
+    """
+    latest: dict[str, RawRecord] = {}
     for record in page.records:
         rid = record.get(spec.id_field)
         if rid is None:
             stats.quarantined += 1
             log.warning("%s record without %s skipped", spec.name, spec.id_field)
             continue
-        rid = str(rid)
-        raw.append((rid, record))
+        # The same record twice in one page is one record (its last copy), counted once.
+        latest[str(rid)] = record
+    raw: list[tuple[str, RawRecord]] = list(latest.items())
+    bad: list[tuple[str, str, RawRecord]] = []
+    normalised: list[tuple[str, str, CanonicalRow]] = []
+    for rid, record in raw:
         key, result = _normalise(spec, record)
         if isinstance(result, str):
             bad.append((rid, result, record))
         elif spec.table is not None and key is not None:
-            rows.append((key, result))
+            normalised.append((rid, key, result))
+    if spec.table is not None and normalised:
+        problems = row_problems(spec.table, [r for _, _, r in normalised],
+                                partial=spec.mode == "update")  # fmt: skip
+        held = claimed_ids(store, connection, siblings, [k for _, k, _ in normalised])
+        for i, (_, key, _) in enumerate(normalised):
+            if i not in problems and key in held:
+                problems[i] = f"id {key} is already held by a {held[key]} record"
+        bad += [(rid, problems[i], latest[rid]) for i, (rid, _, _) in enumerate(normalised)
+                if i in problems]  # fmt: skip
+        normalised = [n for i, n in enumerate(normalised) if i not in problems]
+    rows: list[tuple[str, CanonicalRow]] = [(key, row) for _, key, row in normalised]
+    bad = [(rid, safe_text(reason), record) for rid, reason, record in bad]
     gone = [str(r[spec.id_field]) for r in page.deleted if r.get(spec.id_field) is not None]
     with store.batch(connection) as b:
         inserted, updated = b.upsert_raw(spec.name, raw)
@@ -223,7 +247,10 @@ def sync_connection(
         prepare = getattr(source, "prepare", None)
         if prepare is not None:
             prepare(cursors, full=full)
-        for spec in source.objects():
+        specs = list(source.objects())
+        for spec in specs:
+            siblings = [s.name for s in specs if spec.mode == "upsert" and s.mode == "upsert"
+                        and s.table == spec.table and s.name != spec.name]  # fmt: skip
             obj_stats = per_object.setdefault(spec.name, RunStats(objects=[spec.name]))
             stats.objects.append(spec.name)
             progress.start(spec.name)
@@ -232,7 +259,7 @@ def sync_connection(
             calls_at_object = source.api_calls
             pages = source.pages(spec, cursors.get(spec.name), full=full)
             for batches, page in enumerate(pages, start=1):
-                store_page(store, connection, spec, page, obj_stats)
+                store_page(store, connection, spec, page, obj_stats, siblings)
                 obj_stats.api_calls = source.api_calls - calls_at_object
                 progress.advance(spec.name, len(page.records) + len(page.deleted),
                                  source.api_calls - calls_at_start)  # fmt: skip

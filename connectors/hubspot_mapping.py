@@ -200,7 +200,8 @@ def ms_of(text: str | None) -> int | None:
 def ts_text(text: str | None, what: str) -> str | None:
     """Canonical timestamp text (``2025-03-01T09:30:00Z``, whole seconds as in CANONICAL.md)."""
     t = parse_instant(text, what)
-    return None if t is None else t.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # Four-digit years always: strftime's %Y writes year 1 as "1" on glibc.
+    return None if t is None else f"{t.year:04d}" + t.strftime("-%m-%dT%H:%M:%SZ")
 
 
 def date_text(text: str | None, what: str) -> str | None:
@@ -301,6 +302,11 @@ def opportunity_row(raw: Raw, ctx: MappingContext) -> Row:
     label, stage_closed, prob = ctx.stages.get(stage_id or "", (stage_id, False, None))
     closed_raw = _prop(raw, "hs_is_closed")
     won_raw = _prop(raw, "hs_is_closed_won")
+    for name, flag in (("hs_is_closed", closed_raw), ("hs_is_closed_won", won_raw)):
+        # Booleans travel as "true"/"false" (properties guide); anything else is not a boolean,
+        # and reading it as false would count a closed deal as open.
+        if flag is not None and flag.lower() not in ("true", "false"):
+            raise NormaliseError(f"{name}: not a boolean: {flag[:40]!r}")
     is_closed = closed_raw.lower() == "true" if closed_raw is not None else stage_closed
     if won_raw is not None:
         is_won = won_raw.lower() == "true"
@@ -371,7 +377,10 @@ def call_row(raw: Raw, ctx: MappingContext) -> Row:
             minutes = _minutes(Decimal(dur))
         except InvalidOperation as exc:
             raise NormaliseError(f"hs_call_duration: not a number: {dur!r}") from exc
-    return _activity(raw, "call", None if d is None else d.lower(), outcome, minutes)
+    # hs_call_direction is INBOUND or OUTBOUND (calls guide); any other value is no canonical
+    # direction (CANONICAL.md: outbound, inbound or empty), as on the Salesforce side.
+    direction = d.lower() if d is not None and d.lower() in ("inbound", "outbound") else None
+    return _activity(raw, "call", direction, outcome, minutes)
 
 
 def email_row(raw: Raw, ctx: MappingContext) -> Row:

@@ -28,7 +28,7 @@ is reported), an optional object the org lacks (no forecasting, no multi-currenc
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -107,6 +107,33 @@ def _get(record: RawRecord, name: str) -> Any:
     return record.get(name)
 
 
+def _read(
+    record: RawRecord, name: str, parse: Callable[[Any], str | None], what: str
+) -> str | None:
+    """``parse`` of one field; a value it cannot read is a quarantine reason naming the field."""
+    value = record.get(name)
+    try:
+        return parse(value)
+    except (ValueError, OverflowError):
+        raise SkippableRecord(f"{name}: cannot read {str(value)[:40]!r} as {what}") from None
+
+
+def _ts(record: RawRecord, name: str) -> str | None:
+    return _read(record, name, v.timestamp, "a timestamp")
+
+
+def _day(record: RawRecord, name: str) -> str | None:
+    return _read(record, name, v.date, "a date")
+
+
+def _num(record: RawRecord, name: str) -> str | None:
+    return _read(record, name, v.number, "a number")
+
+
+def _flag(record: RawRecord, name: str) -> str | None:
+    return _read(record, name, v.boolean, "a boolean")
+
+
 def _prefixed(value: Any, prefix: str) -> str | None:
     s = v.text(value)
     return s if s is not None and s.startswith(prefix) else None
@@ -124,36 +151,36 @@ def build_objects(m: SalesforceMapping) -> list[ObjectSpec]:
         return {
             "id": v.text(r["Id"]), "name": v.text(r.get("Name")), "email": v.text(r.get("Email")),
             "team_id": v.text(r.get("UserRoleId")), "manager_id": v.text(r.get("ManagerId")),
-            "is_active": v.boolean(r.get("IsActive")),
+            "is_active": _flag(r, "IsActive"),
         }  # fmt: skip
 
     def account(r: RawRecord) -> CanonicalRow:
         status = v.text(r.get(m.account_status_field))
         return {
             "id": v.text(r["Id"]), "name": v.text(r.get("Name")),
-            "owner_id": v.text(r.get("OwnerId")), "created_at": v.timestamp(r.get("CreatedDate")),
+            "owner_id": v.text(r.get("OwnerId")), "created_at": _ts(r, "CreatedDate"),
             "customer_status": None if status is None else m.customer_status_values.get(status),
         }  # fmt: skip
 
     def lead(r: RawRecord) -> CanonicalRow:
-        converted = v.boolean(r.get("IsConverted")) == "true"
+        converted = _flag(r, "IsConverted") == "true"
         return {
             "id": v.text(r["Id"]), "owner_id": v.text(r.get("OwnerId")),
-            "created_at": v.timestamp(r.get("CreatedDate")),
+            "created_at": _ts(r, "CreatedDate"),
             "source": v.text(r.get("LeadSource")), "status": v.text(r.get("Status")),
-            "qualified_at": v.timestamp(r.get(m.lead_qualified_at_field)),
+            "qualified_at": _ts(r, m.lead_qualified_at_field),
             # ConvertedDate is a date; Salesforce.finish() refines it (see module docstring).
-            "converted_at": v.timestamp(r.get("ConvertedDate")) if converted else None,
+            "converted_at": _ts(r, "ConvertedDate") if converted else None,
             "converted_account_id": v.text(r.get("ConvertedAccountId")),
             "converted_opportunity_id": v.text(r.get("ConvertedOpportunityId")),
-            "disqualified_at": v.timestamp(r.get(m.lead_disqualified_at_field)),
-            "score": v.number(r.get(m.lead_score_field)),
+            "disqualified_at": _ts(r, m.lead_disqualified_at_field),
+            "score": _num(r, m.lead_score_field),
         }  # fmt: skip
 
     def opportunity(r: RawRecord) -> CanonicalRow:
         raw_type = v.text(r.get("Type"))
-        is_closed = v.boolean(r.get("IsClosed"))
-        is_won = v.boolean(r.get("IsWon"))
+        is_closed = _flag(r, "IsClosed")
+        is_won = _flag(r, "IsWon")
         if is_won == "true" and is_closed != "true":
             raise SkippableRecord("IsWon without IsClosed", object="Opportunity",
                                   record_id=v.text(r.get("Id")))  # fmt: skip
@@ -161,20 +188,20 @@ def build_objects(m: SalesforceMapping) -> list[ObjectSpec]:
             "id": v.text(r["Id"]), "owner_id": v.text(r.get("OwnerId")),
             "account_id": v.text(r.get("AccountId")),
             "lead_id": v.text(r.get(m.opportunity_lead_field)),
-            "created_at": v.timestamp(r.get("CreatedDate")),
-            "close_date": v.date(r.get("CloseDate")), "stage": v.text(r.get("StageName")),
-            "is_closed": is_closed, "is_won": is_won, "amount": v.number(r.get("Amount")),
+            "created_at": _ts(r, "CreatedDate"),
+            "close_date": _day(r, "CloseDate"), "stage": v.text(r.get("StageName")),
+            "is_closed": is_closed, "is_won": is_won, "amount": _num(r, "Amount"),
             "currency": v.text(r.get("CurrencyIsoCode")),
             "type": None if raw_type is None else m.opportunity_types.get(raw_type, "other"),
-            "cost": v.number(r.get(m.opportunity_cost_field)),
-            "recurring_monthly_amount": v.number(r.get(m.opportunity_recurring_field)),
-            "contract_start": v.date(r.get(m.opportunity_contract_start_field)),
-            "contract_end": v.date(r.get(m.opportunity_contract_end_field)),
+            "cost": _num(r, m.opportunity_cost_field),
+            "recurring_monthly_amount": _num(r, m.opportunity_recurring_field),
+            "contract_start": _day(r, m.opportunity_contract_start_field),
+            "contract_end": _day(r, m.opportunity_contract_end_field),
         }  # fmt: skip
 
     def competitor(r: RawRecord) -> CanonicalRow:
         return {"competitor": v.text(r.get("CompetitorName")),
-                "competitor_price": v.number(r.get(m.competitor_price_field))}  # fmt: skip
+                "competitor_price": _num(r, m.competitor_price_field)}  # fmt: skip
 
     def direction(value: Any) -> str | None:
         d = v.text(value)
@@ -186,9 +213,9 @@ def build_objects(m: SalesforceMapping) -> list[ObjectSpec]:
         outcome = v.text(r.get("CallDisposition"))
         if outcome is not None and outcome.lower() in connected:
             outcome = "connected"
-        seconds = v.number(r.get("CallDurationInSeconds"))
-        occurred = (v.timestamp(r.get("CompletedDateTime")) or v.timestamp(r.get("ActivityDate"))
-                    or v.timestamp(r.get("CreatedDate")))  # fmt: skip
+        seconds = _num(r, "CallDurationInSeconds")
+        occurred = (_ts(r, "CompletedDateTime") or _ts(r, "ActivityDate")
+                    or _ts(r, "CreatedDate"))  # fmt: skip
         return {
             "id": v.text(r["Id"]), "owner_id": v.text(r.get("OwnerId")), "kind": kind,
             "direction": direction(r.get("CallType")), "outcome": outcome,
@@ -201,29 +228,34 @@ def build_objects(m: SalesforceMapping) -> list[ObjectSpec]:
         }  # fmt: skip
 
     def event(r: RawRecord) -> CanonicalRow:
-        occurred = v.timestamp(r.get("StartDateTime")) or v.timestamp(r.get("ActivityDateTime"))
+        occurred = _ts(r, "StartDateTime") or _ts(r, "ActivityDateTime")
         return {
             "id": v.text(r["Id"]), "owner_id": v.text(r.get("OwnerId")), "kind": "meeting",
             "direction": None, "outcome": None, "occurred_at": occurred,
-            "duration_minutes": v.number(r.get("DurationInMinutes")),
+            "duration_minutes": _num(r, "DurationInMinutes"),
             "lead_id": _prefixed(r.get("WhoId"), LEAD_PREFIX),
             "account_id": v.text(r.get("AccountId")),
             "opportunity_id": _prefixed(r.get("WhatId"), OPPORTUNITY_PREFIX),
         }  # fmt: skip
 
     def quota(r: RawRecord) -> CanonicalRow:
-        start = v.date(r.get("StartDate"))
+        start = _day(r, "StartDate")
         if start is None:
             raise SkippableRecord("StartDate is empty")
+        try:
+            end = v.add_months(start, m.quota_period_months)
+        except ValueError:
+            raise SkippableRecord(f"StartDate: {start} plus the quota period is past year 9999"
+                                  ) from None  # fmt: skip
         return {
             "owner_id": v.text(r.get("QuotaOwnerId")), "period_start": start,
-            "period_end": v.add_months(start, m.quota_period_months),
-            "amount": v.number(r.get("QuotaAmount")), "currency": v.text(r.get("CurrencyIsoCode")),
+            "period_end": end,
+            "amount": _num(r, "QuotaAmount"), "currency": v.text(r.get("CurrencyIsoCode")),
         }  # fmt: skip
 
     def fx(r: RawRecord) -> CanonicalRow:
-        return {"currency": v.text(r.get("IsoCode")), "start_date": v.date(r.get("StartDate")),
-                "rate": v.number(r.get("ConversionRate"))}  # fmt: skip
+        return {"currency": v.text(r.get("IsoCode")), "start_date": _day(r, "StartDate"),
+                "rate": _num(r, "ConversionRate")}  # fmt: skip
 
     system = ("Id", "IsDeleted", "SystemModstamp", "CreatedDate", "LastModifiedDate")
     S = ObjectSpec

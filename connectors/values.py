@@ -35,7 +35,9 @@ def timestamp(value: Any) -> str | None:
             parsed = dt.datetime.fromisoformat(raw)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)
-    return parsed.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    utc = parsed.astimezone(dt.UTC)
+    # Four-digit years always: strftime's %Y writes year 1 as "1" on glibc.
+    return f"{utc.year:04d}" + utc.strftime("-%m-%dT%H:%M:%SZ")
 
 
 def date(value: Any) -> str | None:

@@ -51,7 +51,10 @@ def compute_into_store(
     store: Store, settings: Settings, connection: str, as_of: dt.date | None = None
 ) -> tuple[int, KpiRun]:
     """Compute the KPIs of ``connection`` from its canonical tables into the store."""
-    tables = store.read_canonical(connection, settings.kpi.corporate_currency)
+    from connectors.contract import read_checked
+
+    # The rows the engine leaves out are kept in the store's quarantine, for `kpisync status`.
+    tables = read_checked(store, connection, settings.kpi.corporate_currency)
     kpi = replace(settings.kpi, as_of=as_of or dt.date.today())
     run = compute_kpis(tables, kpi)
     return int(store.write_kpis(connection, run.values)), run

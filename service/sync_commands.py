@@ -220,7 +220,8 @@ def status(
                       f"(pause at {budget['allowance']}, {budget['share']:.0%})",
                       highlight=False)  # fmt: skip
         table = Table("object", "records", "quarantined", "cursor", "updated")
-        objects = sorted(set(info["cursors"]) | set(info["records"]))
+        # Quarantine entries of the KPI engine's checks (``canonical.<table>``) have no cursor.
+        objects = sorted(set(info["cursors"]) | set(info["records"]) | set(info["quarantine"]))
         for obj in objects:
             c = info["cursors"].get(obj, {})
             table.add_row(obj, str(info["records"].get(obj, 0)),
