@@ -45,8 +45,10 @@ def _each(settings: Settings, crm: str | None, fn: Callable[[Any, Any, Any], int
     worst = 0
     try:
         for cfg in configs:
-            installer, writer = open_crm(cfg, settings.writeback, store)
             try:
+                # Opening may log in already (HubSpot OAuth refresh): a refused login is this
+                # connection's failure, reported like any other.
+                installer, writer = open_crm(cfg, settings.writeback, store)
                 worst = max(worst, fn(cfg, installer, writer))
             except BudgetPaused as exc:
                 console.print(f"[yellow]{cfg.name}: paused[/yellow] — {exc}", highlight=False)
