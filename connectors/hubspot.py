@@ -384,7 +384,9 @@ class HubSpotSource:
 
     def _incremental_pages(self, obj: HubSpotObject, state: dict[str, Any]) -> Iterator[Page]:
         lag = self.settings.lag_ms
-        start = Position(int(state.get("ts") or 0), state.get("tie_id"))
+        # Both become search filter values: integers only, whatever the stored state holds.
+        tie = state.get("tie_id")
+        start = Position(int(state.get("ts") or 0), None if tie is None else int(tie))
         seen: dict[str, int] = {str(k): int(v) for k, v in (state.get("seen") or {}).items()}
         props = self._props(obj)
         mod = obj.modified_property

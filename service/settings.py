@@ -20,6 +20,7 @@ Secrets are :class:`Secret` values that never print. Which file: ``--settings FI
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -274,6 +275,9 @@ def _connection(
     )  # fmt: skip
 
 
+_API_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,79}")
+
+
 def _mappings(path: Path | None, mappings: dict[str, Any]) -> dict[str, dict[str, Any]]:
     from connectors.salesforce_map import SalesforceMapping
 
@@ -285,13 +289,18 @@ def _mappings(path: Path | None, mappings: dict[str, Any]) -> dict[str, dict[str
             except ValueError as exc:
                 key, _, problem = str(exc).partition(": ")
                 raise SettingsError(path, f"mappings.salesforce.{key}", problem) from None
+            for key, value in table.items():
+                # Field names are written into SOQL as they are (a literal is escaped, a name
+                # cannot be): only API names pass — letters, digits and underscores, starting
+                # with a letter ("Field Name" rules in the Salesforce custom field help).
+                if key.endswith("_field") and not _API_NAME.fullmatch(value):
+                    raise SettingsError(path, f"mappings.salesforce.{key}",
+                                        f"expected a field API name, got {value!r}")  # fmt: skip
     return mappings
 
 
 def _writeback_settings(path: Path | None, table: Mapping[str, Any]) -> WritebackSettings:
     """``[writeback]``: every key checked here, KPI keys against the registry."""
-    import re
-
     from writeback.spec import build_spec
 
     values: dict[str, Any] = {}

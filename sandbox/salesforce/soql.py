@@ -58,7 +58,11 @@ _TOKEN_RE = re.compile(
     re.VERBOSE,
 )
 
+# SOQL "Quoted String Escape Sequences": \n \r \t \b \f in either case, \" \' \\, \uXXXX;
+# \% and \_ mean something in LIKE only; any other backslash is an error.
 _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f", "'": "'", '"': '"', "\\": "\\"}
+_ESCAPES.update({k.upper(): v for k, v in _ESCAPES.items() if k.isalpha()})
+_HEX4 = re.compile(r"[0-9A-Fa-f]{4}")
 
 
 def _error_at(text: str, pos: int, message: str) -> SalesforceError:
@@ -118,6 +122,10 @@ def _read_string(text: str, start: int) -> tuple[str, int]:
             nxt = text[i + 1]
             if nxt in _ESCAPES:
                 out.append(_ESCAPES[nxt])
+            elif nxt == "u" and _HEX4.fullmatch(text, i + 2, i + 6):
+                out.append(chr(int(text[i + 2 : i + 6], 16)))
+                i += 6
+                continue
             elif nxt in "%_":
                 out.append("\\" + nxt)  # kept escaped: only LIKE interprets them
             else:
