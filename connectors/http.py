@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import datetime as dt
 import logging
 import random
 import threading
@@ -202,6 +203,31 @@ class BudgetGuard:
                 f"{self.share:.0%} ({allowance}); the sync resumes from its cursors later",
                 used=self.used, limit=self.limit, crm=crm,
             )  # fmt: skip
+
+
+#: How often a Salesforce connection paused on its budget looks again (one call each time).
+SALESFORCE_BUDGET_PROBE_S = 3600.0
+
+
+def budget_resumes_at(crm: str, paused_at: dt.datetime, *, tz: str = "UTC") -> dt.datetime:
+    """When a connection that spent its API budget at ``paused_at`` may call its CRM again.
+
+    * HubSpot: the daily limit resets at midnight in the portal's time zone (usage-details
+      guide, developers.hubspot.com/docs/guides/apps/api-usage/usage-details): the next local
+      midnight of ``tz``.
+    * Salesforce: the allocation is a rolling 24 hours; calls are refused "until usage for the
+      preceding 24 hours drops below the limit" (Salesforce Help, System Overview: API Usage).
+      The allowance comes back as old calls age out, at no moment kpisync can know, so it
+      looks again after :data:`SALESFORCE_BUDGET_PROBE_S` (one call tells: Sforce-Limit-Info).
+    """
+    from zoneinfo import ZoneInfo
+
+    if crm == "hubspot":
+        local = paused_at.astimezone(ZoneInfo(tz))
+        midnight = dt.datetime.combine(local.date() + dt.timedelta(days=1), dt.time(),
+                                       tzinfo=local.tzinfo)  # fmt: skip
+        return midnight.astimezone(dt.UTC)
+    return paused_at + dt.timedelta(seconds=SALESFORCE_BUDGET_PROBE_S)
 
 
 class CallGuard:

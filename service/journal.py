@@ -135,8 +135,14 @@ def next_run(store: Store, connection: str) -> dt.datetime | None:
 def status(store: Store, connection: str, limit: int = 5) -> dict[str, Any]:
     """The service part of ``kpisync status``: next scheduled run and the last cycles."""
     when = next_run(store, connection)
+    last = cycles(store, connection, limit)
+    paused = None
+    if last and last[0].outcome == "paused" and when is not None:
+        # The API budget is spent: the cycle due next is when it comes back.
+        paused = {"reason": last[0].message, "resumes_at": when.isoformat()}
     return {
         "next_run_at": when.isoformat() if when else None,
+        "paused": paused,
         "last_cycles": [
             {
                 "id": c.id,
@@ -150,6 +156,6 @@ def status(store: Store, connection: str, limit: int = 5) -> dict[str, Any]:
                 "kpi_values": c.kpi_values,
                 "written": c.written,
             }
-            for c in cycles(store, connection, limit)
+            for c in last
         ],
     }

@@ -43,7 +43,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from connectors.base import Progress
 from connectors.config import ConnectionConfig
-from connectors.http import retry_scope
+from connectors.http import budget_resumes_at, retry_scope
 from connectors.store import Store, utcnow
 from service import journal, locks
 from service.cycle import CycleResult, run_cycle
@@ -68,8 +68,16 @@ def holder_id() -> str:
 class Runner:
     """The service for the ``names`` connections (all when None) of ``settings``."""
 
-    def __init__(self, settings: Settings, names: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        names: list[str] | None = None,
+        *,
+        clock: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
         self.settings = settings
+        #: Decides the API budget's day (when a paused connection resumes); tests move it.
+        self.clock = clock
         configs = settings.connection(None)
         if names:
             configs = [c for n in names for c in settings.connection(n)]
@@ -103,6 +111,15 @@ class Runner:
     ) -> CycleResult:
         """Run and record one cycle of ``cfg``; the caller holds ``lock``."""
         name = cfg.name
+        resumes = self.paused_until(name)
+        if resumes is not None:
+            # Paused on its API budget: not one call before the budget's day turns.
+            log.info("%s: paused on its API budget until %s; nothing sent", name,
+                     resumes.isoformat(timespec="seconds"), extra={"connection": name})  # fmt: skip
+            self.metrics.cycles.labels(name, "paused").inc()
+            self.last_outcome[name] = "paused"
+            message = f"API budget spent; resumes at {resumes.isoformat()}"
+            return CycleResult(name, outcome="paused", failed_step="sync", message=message)
         taken_over = journal.abandon_unfinished(self.store, name)
         if taken_over:
             log.warning("%s: taking over %d cycle(s) a stopped process left unfinished", name,
@@ -124,6 +141,13 @@ class Runner:
                                  message=f"{type(exc).__name__}: {exc}")  # fmt: skip
         finally:
             self.metrics.running.labels(name).set(0)
+        now = utcnow()
+        due = now if result.outcome == "stopped" else self.next_after(started, now)
+        if result.outcome == "paused":
+            # The budget is spent until its day turns: the next cycle is due then. HubSpot's day
+            # is the portal's, whose time zone is the one its reports are in: [kpi] timezone.
+            due = budget_resumes_at(cfg.crm, self.clock(), tz=self.settings.kpi.timezone)
+            result.message = f"{result.message}; resumes at {due.isoformat()}"
         written = None
         if result.writeback is not None:
             written = sum(t.written for t in result.writeback.targets.values())
@@ -132,8 +156,6 @@ class Runner:
             message=result.message, seconds=result.seconds, kpi_values=result.kpi_values,
             written=written,
         )  # fmt: skip
-        now = utcnow()
-        due = now if result.outcome == "stopped" else self.next_after(started, now)
         if lock.alive():
             journal.set_next_run(self.store, name, due)
         self.metrics.next_run.labels(name).set(due.timestamp())
@@ -146,6 +168,14 @@ class Runner:
                 f" — {result.message}" if result.message else "", due.isoformat(timespec="seconds"),
                 extra={**extra, "outcome": result.outcome, "seconds": result.seconds})  # fmt: skip
         return result
+
+    def paused_until(self, name: str) -> dt.datetime | None:
+        """When ``name``'s API budget comes back, while its last cycle paused on it."""
+        last = journal.cycles(self.store, name, 1)
+        if not last or last[0].outcome != "paused":
+            return None
+        due = journal.next_run(self.store, name)
+        return due if due is not None and due > self.clock() else None
 
     # -- the scheduled job ------------------------------------------------------------------
     def job(self, name: str) -> None:
