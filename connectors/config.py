@@ -45,8 +45,11 @@ class SyncOptions:
     bulk_threshold: int = 50_000
     #: Re-read this many seconds before the cursor: late-committed SystemModstamps (G6).
     lookback_s: int = 600
-    #: Client-side rate limit, calls per second (0 = none).
+    #: Client-side rate limit, calls per second (0 = none). Salesforce.
     rate_per_s: float = 20.0
+    #: HubSpot: calls per rolling 10 s at most (0 = what the portal advertises in its
+    #: X-HubSpot-RateLimit-Max header; a lower number leaves room for other integrations).
+    hubspot_requests_per_10s: int = 0
     retry_attempts: int = 8
     retry_base_s: float = 0.5
     retry_cap_s: float = 60.0

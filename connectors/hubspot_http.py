@@ -44,11 +44,12 @@ from typing import Any
 import urllib3
 
 from connectors.errors import ApiError, AuthError, ConfigError, RateLimited, RetriableError
-from connectors.http import BudgetGuard, CallGuard, RateLimiter, RetryPolicy
+from connectors.http import BudgetGuard, CallGuard, RateLimiter, RetryPolicy, WindowLimiter
 
 log = logging.getLogger(__name__)
 
 CRM = "hubspot"
+_WINDOW_MS = 10_000  # the general limit's window ("per 10 seconds", usage-guidelines page)
 
 __all__ = ["HubSpotCredentials", "HubSpotHttp", "Limits"]
 
@@ -76,10 +77,25 @@ class HubSpotCredentials:
 
 @dataclass(frozen=True)
 class Limits:
-    """Client-side limits and retry policy (defaults are safe for a Free/Starter portal)."""
+    """Client-side limits and retry policy.
 
-    requests_per_10s: int = 90  # under 100 / 10 s; 170 suits Professional/Enterprise (190)
-    searches_per_second: float = 4.0  # under the search API's 5 / s
+    The general pace follows the portal: every response but a search's carries
+    ``X-HubSpot-RateLimit-Max`` calls per ``X-HubSpot-RateLimit-Interval-Milliseconds`` and the
+    ``-Remaining`` count of the current window (usage-guidelines page, developers.hubspot.com/
+    docs/api/usage-details; HubSpot's changelog "Burst limits are increasing for API key
+    authenticated calls" recommends using these headers "so you can automatically take advantage
+    of future increases", and "Rate limit headers will now appear for OAuth authenticated calls"
+    extends them to OAuth apps). ``requests_per_10s`` is the pace until the first response
+    says otherwise (under Free/Starter's 100, the lowest tier); ``max_requests_per_10s`` caps
+    what the portal allows, to leave room for the customer's other integrations.
+    """
+
+    requests_per_10s: int = 90
+    #: Never more than this many calls per 10 s, whatever the portal allows (0 = no cap).
+    max_requests_per_10s: int = 0
+    # The CRM search endpoints are limited apart, 5 requests per second per account, and send no
+    # rate-limit headers (CRM search guide, "Limitations"; CRM_FACTS B): 4 leaves a margin.
+    searches_per_second: float = 4.0
     budget_share: float = 0.2  # pause once 20 % of the day's allowance is used
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeout_s: float = 60.0
@@ -131,14 +147,18 @@ class HubSpotHttp:
         self.base_url = base_url.rstrip("/") if base_url else None
         self.ca_bundle = ca_bundle
         self.limits = lim = limits or Limits()
-        # A token bucket refilled at requests_per_10s / 10 per second with a small burst never
-        # lets more than burst + requests_per_10s through in any 10 seconds.
+        # General calls are paced by ``window`` (a rolling window like the portal's own, sized
+        # from its rate-limit headers), not by the guard's token bucket.
         self.guard = CallGuard(
             CRM,
             policy=lim.retry,
-            limiter=RateLimiter(lim.requests_per_10s / 10.0, burst=5),
+            limiter=RateLimiter(0),
             budget=BudgetGuard(share=lim.budget_share),
         )
+        first = lim.requests_per_10s
+        if lim.max_requests_per_10s > 0:
+            first = min(first, lim.max_requests_per_10s)
+        self.window = WindowLimiter(first, _WINDOW_MS / 1000)
         self.search_limiter = RateLimiter(lim.searches_per_second, burst=1)
         self._token = credentials.access_token
         self._apis: dict[str, Any] = {}
@@ -254,6 +274,8 @@ class HubSpotHttp:
         def attempt() -> Any:
             if search:
                 self.search_limiter.acquire()
+            else:
+                self.window.acquire()
             self.guard.count()
             return self._once(once, obj)
 
@@ -276,6 +298,7 @@ class HubSpotHttp:
                 raise
             raise self._classify(exc, int(status), obj) from exc
         self._note_budget(headers)
+        self._note_limits(headers)
         if isinstance(data, bytes | bytearray):
             if not data:
                 return None
@@ -299,6 +322,31 @@ class HubSpotHttp:
         if status in (401, 403):
             return AuthError(message, crm=CRM, object=obj, status=status)
         return ApiError(message, crm=CRM, object=obj, status=status)
+
+    # -- pacing -----------------------------------------------------------------------------
+    def _capped(self, per_window: int, window_ms: int) -> int:
+        """Calls to send per window: the portal's limit under the configured cap, less a margin
+        (our window and the portal's are not aligned to the millisecond)."""
+        cap = self.limits.max_requests_per_10s
+        if cap > 0:
+            per_window = min(per_window, max(1, cap * window_ms // _WINDOW_MS))
+        return max(1, per_window - max(1, per_window // 20))
+
+    def _note_limits(self, headers: Mapping[str, str]) -> None:
+        """Follow the portal's advertised window (``X-HubSpot-RateLimit-Max`` per
+        ``-Interval-Milliseconds``); a spent window (``-Remaining: 0``: other integrations
+        share it) pauses general calls until it has rolled over."""
+        most = _header(headers, "X-HubSpot-RateLimit-Max")
+        interval = _header(headers, "X-HubSpot-RateLimit-Interval-Milliseconds")
+        if not (most and interval and most.isdigit() and interval.isdigit() and int(interval)):
+            return
+        window_ms = int(interval)
+        limit = self._capped(int(most), window_ms)
+        if (limit, window_ms / 1000) != (self.window.limit, self.window.window_s):
+            self.window.configure(limit, window_ms / 1000)
+        remaining = _header(headers, "X-HubSpot-RateLimit-Remaining")
+        if remaining is not None and remaining.strip() == "0":
+            self.window.hold(window_ms / 1000)
 
     # -- API budget --------------------------------------------------------------------------
     def _note_budget(self, headers: Mapping[str, str]) -> None:

@@ -616,9 +616,15 @@ class SalesforceSource:
         CreatedDate on that day is the conversion instant (idempotent).
 
         Done in SQL, for the leads this run stored (their ``converted_at`` came back as a date)
-        and the leads of the opportunities it stored: a quiet cycle touches nothing."""
+        and the leads of the opportunities it stored — after a run that did not finish, for
+        every lead of the connection: a quiet cycle touches no lead row."""
         touched_all, touched = self._touched_all, self._touched
         self._touched_all, self._touched = False, {}
+        # A run that ended early (crash, pause, failure) stored pages but never got here: its
+        # leads are revisited all at once (runs[0] is this run).
+        runs = store.runs(connection, limit=2)
+        if len(runs) > 1 and runs[1].outcome != "ok":
+            touched_all = True
         if not touched_all and not any(touched.values()):
             return
         leads, opps = db.canonical["leads"], db.canonical["opportunities"]

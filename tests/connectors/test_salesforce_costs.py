@@ -81,10 +81,11 @@ def test_a_quiet_cycle_reads_no_whole_lead_or_opportunity_table(
 
 
 def test_a_converted_lead_read_again_keeps_its_conversion_instant(
-    sf_org: SfOrg, sqlite_store: Store
+    sf_org: SfOrg, store: Store
 ) -> None:
+    """On SQLite and on PostgreSQL: the conversion fix is one SQL statement on each."""
     source = SalesforceSource(sf_org.config())
-    run(sqlite_store, source)
+    run(store, source)
     truth = sf_org.canonical["leads"]
     converted = truth.filter(truth["converted_opportunity_id"].is_not_null())
     lead = converted.row(0, named=True)
@@ -92,8 +93,8 @@ def test_a_converted_lead_read_again_keeps_its_conversion_instant(
     # The true instant is not midnight, so a date-only value would be wrong.
     assert not instant.endswith("T00:00:00Z")
     sf_org.edit("Lead", lead["id"], {"Status": "Working"})
-    result = run(sqlite_store, source)
+    result = run(store, source)
     assert result.stats.updated >= 1
-    leads = sqlite_store.table_text("sf", "leads")
+    leads = store.table_text("sf", "leads")
     got = leads.filter(leads["id"] == lead["id"])["converted_at"].to_list()
     assert got == [instant]
