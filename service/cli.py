@@ -13,6 +13,7 @@ from typing import Annotated
 import polars as pl
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from kpis.engine import KpiRun
@@ -44,7 +45,8 @@ class PeriodOption(StrEnum):
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}", highlight=False)
+    # The message is text, not markup: "[connections.NAME]" must print as written.
+    console.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     return typer.Exit(code)
 
 

@@ -282,7 +282,13 @@ def _mappings(path: Path | None, mappings: dict[str, Any]) -> dict[str, dict[str
     from connectors.salesforce_map import SalesforceMapping
 
     for crm, table in mappings.items():
+        if crm not in _AUTHS:
+            raise SettingsError(
+                path, f"mappings.{crm}", "unknown CRM; expected salesforce or hubspot"
+            )
         _table(path, f"mappings.{crm}", table)
+        if crm == "hubspot":
+            _hubspot_mapping(path, table)
         if crm == "salesforce":
             try:
                 SalesforceMapping.from_settings(table)
@@ -297,6 +303,30 @@ def _mappings(path: Path | None, mappings: dict[str, Any]) -> dict[str, dict[str
                     raise SettingsError(path, f"mappings.salesforce.{key}",
                                         f"expected a field API name, got {value!r}")  # fmt: skip
     return mappings
+
+
+def _hubspot_mapping(path: Path | None, table: Mapping[str, Any]) -> None:
+    """``[mappings.hubspot]``: known keys with values of the default's type (checked here, so a
+    typo stops every command before any store or CRM is touched)."""
+    from connectors.hubspot_mapping import HubSpotMapping
+
+    base = HubSpotMapping()
+    for key, value in table.items():
+        where = f"mappings.hubspot.{key}"
+        if key not in HubSpotMapping.__dataclass_fields__:
+            raise SettingsError(path, where, "unknown mapping key")
+        default = getattr(base, key)
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, tuple):
+            ok = isinstance(value, list) and all(isinstance(x, str) for x in value)
+        elif isinstance(default, Mapping):
+            ok = isinstance(value, dict) and all(isinstance(x, str) for x in value.values())
+        else:  # a property name (str, or None for "not mapped")
+            ok = isinstance(value, str)
+        if not ok:
+            kind = type(default).__name__ if default is not None else "str"
+            raise SettingsError(path, where, f"expected {kind}, got {value!r}")
 
 
 def _writeback_settings(path: Path | None, table: Mapping[str, Any]) -> WritebackSettings:
@@ -471,6 +501,11 @@ def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SettingsError(path, "(file)", "not found") from None
+    except UnicodeDecodeError as exc:
+        problem = f"not UTF-8 text (byte {exc.start}); a settings file is TOML"
+        raise SettingsError(path, "(file)", problem) from None
+    except OSError as exc:  # a directory, no permission, a symlink loop...
+        raise SettingsError(path, "(file)", f"cannot read: {exc.strerror or exc}") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

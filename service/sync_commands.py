@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     Progress,
     SpinnerColumn,
@@ -47,7 +48,8 @@ class StatusFormat(StrEnum):
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}", highlight=False)
+    # The message is text, not markup: "[connections.NAME]" must print as written.
+    console.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     return typer.Exit(code)
 
 
@@ -204,6 +206,9 @@ def status(
 ) -> None:
     """Cursors, last runs, API budget used and quarantine counts per connection."""
     settings = _settings(settings_file)
+    if not settings.connections and crm is None:
+        # Nothing configured (an empty file): opening the default store would create it.
+        raise _fail(f"{settings.source}: no [connections.NAME] configured (or give --crm NAME)")
     store = _store(settings)
     names = [crm] if crm else sorted(set(settings.connections) | set(store.connections()))
     data = status_data(settings, store, names)
@@ -288,7 +293,7 @@ def compute_store(
         raise _fail(f"--as-of: expected YYYY-MM-DD, got {as_of!r}") from None
     names = [crm] if crm else list(settings.connections)
     if not names:
-        raise _fail("no connection: give --crm NAME or configure [connections.NAME]")
+        raise _fail(f"{settings.source}: no [connections.NAME] configured (or give --crm NAME)")
     for name in names:
         target = out
         if out is not None and len(names) > 1:
