@@ -102,12 +102,18 @@ class _GuardedSession(requests.Session):
     def __init__(self, timeout_s: float) -> None:
         super().__init__()
         self.timeout_s = timeout_s
+        #: "METHOD /path" of the last request sent (no query string: it may hold SOQL literals);
+        #: names the call in retry log lines.
+        self.last_call = "request"
         # REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE would override ``verify`` (CRM_FACTS A1, psf/requests
         # #3829): settings decide which CA to trust, not the environment.
         self.trust_env = False
 
     def request(self, method: str | bytes, url: str | bytes, *a: Any, **kw: Any) -> Any:
         kw.setdefault("timeout", self.timeout_s)
+        m = method.decode() if isinstance(method, bytes) else method
+        u = url.decode() if isinstance(url, bytes) else url
+        self.last_call = f"{m.upper()} {urllib.parse.urlsplit(u).path}"
         return super().request(method, url, *a, **kw)
 
 
@@ -261,8 +267,9 @@ class SalesforceClient:
             except (SalesforceGeneralError, SalesforceMalformedRequest) as exc:
                 code = _error_code(exc)
                 if exc.status >= 500 or code in _RETRIABLE_CODES:
+                    reason = "lock_error" if code == "UNABLE_TO_LOCK_ROW" else None
                     raise RetriableError(f"{exc.status} {code}", crm=CRM, object=obj,
-                                         status=exc.status) from None  # fmt: skip
+                                         status=exc.status, reason=reason) from None  # fmt: skip
                 if code in ("INVALID_FIELD", "INVALID_TYPE"):
                     raise ConfigError(f"{code}: {_message(exc)}", crm=CRM, object=obj,
                                       status=exc.status) from None  # fmt: skip
@@ -281,7 +288,10 @@ class SalesforceClient:
                 raise RetriableError(f"unreadable answer: {type(exc).__name__}", crm=CRM,
                                      object=obj) from None  # fmt: skip
 
-        return self.guard.run(attempt)
+        def name() -> str:
+            return f"{self.session.last_call} ({obj})" if obj else self.session.last_call
+
+        return self.guard.run(attempt, call=name)
 
     def _refused(self, exc: SalesforceRefusedRequest, obj: str | None) -> None:
         code = _error_code(exc)
@@ -549,10 +559,23 @@ class SalesforceSource:
         if first is None:
             try:
                 first = self.client.query(soql, obj=spec.name, page_size=self.page_size)
-            except ConfigError:
+            except ConfigError as exc:
                 # A field vanished since the cached describe (G9): describe again, once.
+                before = list(self._fields.get(spec.name) or [])
                 self._describe(spec, self.client.describe_global())
                 fields = self._fields.get(spec.name) or []
+                gone = [f"{spec.name}.{f}" for f in before if f not in fields]
+                if gone:
+                    # Deleted, or its field-level security removed: both read as INVALID_FIELD
+                    # "No such column" in SOQL and as absent from describe (Salesforce Help,
+                    # "Field-Level Security": a field a user cannot read is hidden from them, in
+                    # the API too). Going on without it would overwrite its stored values with
+                    # nulls: stop here.
+                    raise ConfigError(
+                        f"mapped field {', '.join(gone)} is no longer readable by the API user "
+                        f"(deleted, or its field-level security removed); {exc.message}",
+                        crm=CRM, object=spec.name,
+                    ) from None  # fmt: skip
                 state["fields"] = fields
                 state["types"] = self._types.get(spec.name, {})
                 soql = self._soql(spec, None if full else cursor)
