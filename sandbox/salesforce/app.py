@@ -53,6 +53,7 @@ MIN_VERSION, MAX_VERSION = 20, 62
 DEFAULT_DAILY_API_REQUESTS = 1_000_000
 
 ORG_ID = to18("00D5g00000Sbx01")
+_NO_FIELD = FieldDef("", "string")
 API_USER_ID = to18("0055g00000Sbx01")
 
 
@@ -82,6 +83,8 @@ class SalesforceApp:
         self.bulk_min_job_seconds = bulk_min_job_seconds
         self._usage_lock = threading.Lock()
         self.api_usage = 0
+        #: Custom fields deleted through the control plane, by ``Object.Field``: undeletable.
+        self._deleted_fields: dict[str, tuple[FieldDef, list[str]]] = {}
         self._build()
 
     @classmethod
@@ -108,6 +111,7 @@ class SalesforceApp:
         return cls(frames, corporate_currency=spec.corporate_currency, **kw)
 
     def _build(self) -> None:
+        self._deleted_fields = {}
         self.started_at = datetime.now(UTC).replace(microsecond=0)
         self.org = Org(self._frames, api_user_id=API_USER_ID, org_id=ORG_ID,
                        corporate_currency=self.corporate_currency)  # fmt: skip
@@ -291,13 +295,18 @@ class SalesforceApp:
     def configure(self, settings: dict[str, Any]) -> dict[str, Any]:
         """Knobs: ``daily_api_requests`` (budget), ``api_usage`` (spent so far),
         ``session_ttl_s``, ``bulk_min_job_seconds``, ``expire_sessions`` (true = revoke all),
-        ``jwt_public_key`` (PEM to accept for JWT bearer)."""
+        ``jwt_public_key`` (PEM to accept for JWT bearer); schema drift as an admin makes it,
+        each a list of ``"Object.Field"``: ``delete_fields`` / ``undelete_fields`` (a deleted
+        custom field keeps its data and can be undeleted, as from Setup's Deleted Fields),
+        ``revoke_fls`` / ``grant_fls`` (the API user's field-level security on the field)."""
         unknown = set(settings) - {
             "daily_api_requests", "api_usage", "session_ttl_s", "bulk_min_job_seconds",
-            "expire_sessions", "jwt_public_key",
+            "expire_sessions", "jwt_public_key", "delete_fields", "undelete_fields",
+            "revoke_fls", "grant_fls",
         }  # fmt: skip
         if unknown:
             raise ValueError(f"unknown settings {sorted(unknown)}")
+        self._drift(settings)
         with self._usage_lock:
             if "daily_api_requests" in settings:
                 self.daily_max = int(settings["daily_api_requests"])
@@ -312,11 +321,55 @@ class SalesforceApp:
         if "jwt_public_key" in settings:
             self.auth.register_jwt_key(str(settings["jwt_public_key"]))
         return {
+            "deleted_fields": sorted(self._deleted_fields),
+            "revoked_fls": sorted(self.org.revoked_fls),
             "daily_api_requests": self.daily_max,
             "api_usage": self.api_usage,
             "session_ttl_s": self.auth.session_ttl_s,
             "bulk_min_job_seconds": self.bulk_min_job_seconds,
         }
+
+    def _drift(self, settings: dict[str, Any]) -> None:
+        """Apply the schema-drift knobs of :meth:`configure` (names checked before any change)."""
+        lists = {k: settings.get(k) or [] for k in
+                 ("delete_fields", "undelete_fields", "revoke_fls", "grant_fls")}  # fmt: skip
+        targets: dict[str, tuple[ObjectDef, str]] = {}
+        for key, names in lists.items():
+            if not isinstance(names, list):
+                raise ValueError(f"{key}: expected a list of 'Object.Field'")
+            for full in names:
+                obj_name, _, field = str(full).partition(".")
+                obj = self._control_object(obj_name)
+                known = obj.field(field) is not None or f"{obj.name}.{field}" in (
+                    self._deleted_fields)  # fmt: skip
+                if not field or not known:
+                    raise KeyError(full)
+                if key == "delete_fields" and not (obj.field(field) or _NO_FIELD).custom:
+                    raise ValueError(f"{full}: only custom fields can be deleted")
+                targets[full] = (obj, field)
+        with self.org.lock:
+            for full in lists["delete_fields"]:
+                obj, field = targets[full]
+                f = obj.field(field)
+                if f is not None:
+                    self._deleted_fields[f"{obj.name}.{f.name}"] = (f, list(obj.fields))
+                    obj.remove_field(f.name)
+            for full in lists["undelete_fields"]:
+                obj, field = targets[full]
+                deleted = self._deleted_fields.pop(f"{obj.name}.{field}", None)
+                if deleted is not None:
+                    f, order = deleted
+                    obj.add_field(f)
+                    # Back in its place: the table's columns follow the field order.
+                    rank = {name: i for i, name in enumerate(order)}
+                    place = sorted(obj.fields, key=lambda name: rank.get(name, len(rank)))
+                    obj.fields = {name: obj.fields[name] for name in place}
+            for full in lists["revoke_fls"]:
+                obj, field = targets[full]
+                self.org.revoked_fls.add(f"{obj.name}.{field}")
+            for full in lists["grant_fls"]:
+                obj, field = targets[full]
+                self.org.revoked_fls.discard(f"{obj.name}.{field}")
 
     def connection_info(self) -> dict[str, Any]:
         return {

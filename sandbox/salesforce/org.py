@@ -138,6 +138,9 @@ class Org:
             name: Table(obj, frames.get(name)) for name, obj in self.objects.items()
         }
         self._grants: tuple[frozenset[str], frozenset[str]] | None = None
+        #: ``Object.Field`` names whose field-level security an admin removed from the API user
+        #: (control plane ``revoke_fls``): such a field is as absent as a deleted one.
+        self.revoked_fls: set[str] = set()
         self.profile_permission_set_id = self._seed_profile_permission_set()
 
     def _extend_picklists(self, frames: dict[str, pl.DataFrame]) -> None:
@@ -216,11 +219,17 @@ class Org:
         return self._grant_sets()[0]
 
     def visible(self, obj: ObjectDef, f: FieldDef) -> bool:
-        return not f.needs_fls or f"{obj.name}.{f.name}" in self.granted_fields()
+        name = f"{obj.name}.{f.name}"
+        if name in self.revoked_fls:
+            return False
+        return not f.needs_fls or name in self.granted_fields()
 
     def editable(self, obj: ObjectDef, f: FieldDef) -> bool:
         """Field-level security lets the API user write ``f`` (read-only FLS does not)."""
-        return not f.needs_fls or f"{obj.name}.{f.name}" in self._grant_sets()[1]
+        name = f"{obj.name}.{f.name}"
+        if name in self.revoked_fls:
+            return False
+        return not f.needs_fls or name in self._grant_sets()[1]
 
     def catalog(self) -> Catalog:
         return Catalog(self.objects, self.tables, self.visible)
