@@ -78,26 +78,28 @@ def _drifted_cycle(
 
 
 @pytest.mark.parametrize(
-    ("drift", "restore", "field"),
+    ("drift", "restore", "field", "names"),
     [
-        ("delete_fields", "undelete_fields", "Opportunity.Cost__c"),
-        ("revoke_fls", "grant_fls", "Lead.Lead_Score__c"),
+        # With the other CRM's connection in the same run: it must complete.
+        ("delete_fields", "undelete_fields", "Opportunity.Cost__c", [SF, "hubspot"]),
+        ("revoke_fls", "grant_fls", "Lead.Lead_Score__c", [SF]),
     ],
 )
 def test_a_field_the_sync_reads_gone_fails_that_connection_cleanly(
-    drift_sandbox: Sandbox, tmp_path: Path, drift: str, restore: str, field: str
-) -> None:
+    drift_sandbox: Sandbox, tmp_path: Path, drift: str, restore: str, field: str,
+    names: list[str],
+) -> None:  # fmt: skip
     sandbox = drift_sandbox
     sandbox.reset()
     file = tmp_path / "settings.toml"
     settings = write_settings(file, sandbox, f'[store]\nurl = "sqlite:///{tmp_path / "s.db"}"')
-    install(file)
-    assert Runner(settings).once() == EXIT_OK
+    install(file, *(["--crm", SF] if names == [SF] else []))
+    assert Runner(settings, names).once() == EXIT_OK
     store = open_store(settings)
     before = _tables(store, SF)
 
     sandbox.sf.configure({drift: [field]})
-    cycle = _drifted_cycle(sandbox, settings, file, [SF, "hubspot"])
+    cycle = _drifted_cycle(sandbox, settings, file, names)
     obj, name = field.split(".")
     assert cycle["failed_step"] == "sync"
     assert field in cycle["message"] and "no longer readable" in cycle["message"], cycle
@@ -123,8 +125,8 @@ def test_a_kpi_field_writeback_writes_deleted_fails_that_connection_cleanly(
     sandbox.reset()
     file = tmp_path / "settings.toml"
     settings = write_settings(file, sandbox, f'[store]\nurl = "sqlite:///{tmp_path / "s.db"}"')
-    install(file)
-    assert Runner(settings).once() == EXIT_OK
+    install(file, "--crm", SF)
+    assert Runner(settings, [SF]).once() == EXIT_OK
     store = open_store(settings)
     # A won deal is worth more, so the next cycle has KPI rows to write.
     won = store.table_text(SF, "opportunities", with_key=True).filter(
@@ -134,7 +136,7 @@ def test_a_kpi_field_writeback_writes_deleted_fails_that_connection_cleanly(
     sandbox.sf.edit_record("Opportunity", row["row_key"], {"Amount": float(row["amount"]) + 9e5})
 
     sandbox.sf.configure({"delete_fields": ["KPI_Snapshot__c.Value__c"]})
-    cycle = _drifted_cycle(sandbox, settings, file, [SF, "hubspot"])
+    cycle = _drifted_cycle(sandbox, settings, file, [SF])
     assert cycle["failed_step"] == "writeback"
     message = cycle["message"]
     assert "KPI_Snapshot__c" in message and "INVALID_FIELD" in message, message
