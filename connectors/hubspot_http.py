@@ -44,7 +44,15 @@ from typing import Any
 import urllib3
 
 from connectors.errors import ApiError, AuthError, ConfigError, RateLimited, RetriableError
-from connectors.http import BudgetGuard, CallGuard, RateLimiter, RetryPolicy, WindowLimiter
+from connectors.http import (
+    BudgetGuard,
+    CallGuard,
+    RateLimiter,
+    RetryEvent,
+    RetryPolicy,
+    WindowLimiter,
+    report_retry,
+)
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +181,12 @@ class HubSpotHttp:
 
     # -- client ------------------------------------------------------------------------------
     def _kwargs(self) -> dict[str, Any]:
-        kw: dict[str, Any] = {}
+        # urllib3's default Retry(3) re-sends a GET answered 429/503 with Retry-After, and a GET
+        # whose connection failed, on its own: unseen by the budget, the limiter and the retry
+        # log. Every retry is this class's, so urllib3 makes none (its answer comes back as is).
+        kw: dict[str, Any] = {
+            "retry": urllib3.Retry(0, respect_retry_after_header=False, raise_on_status=False)
+        }
         if self.base_url:
             # host for the generated APIs, base_url for api_request (CRM_FACTS B1).
             kw.update(host=self.base_url, base_url=self.base_url)
@@ -204,18 +217,29 @@ class HubSpotHttp:
 
         c = self.credentials
         tokens = HubSpot(**self._kwargs()).oauth.tokens_api
-        body = self._guarded(
-            lambda: tokens.create(
-                grant_type="refresh_token",
-                client_id=c.client_id,
-                client_secret=c.client_secret,
-                refresh_token=c.refresh_token,
-                _preload_content=False,
-                _request_timeout=self.limits.timeout_s,
-            ),
-            search=False,
-            obj="oauth",
-        )
+        try:
+            body = self._guarded(
+                "oauth.tokens_api.create",
+                lambda: tokens.create(
+                    grant_type="refresh_token",
+                    client_id=c.client_id,
+                    client_secret=c.client_secret,
+                    refresh_token=c.refresh_token,
+                    _preload_content=False,
+                    _request_timeout=self.limits.timeout_s,
+                ),
+                search=False,
+                obj="oauth",
+            )
+        except ApiError as exc:
+            if exc.status != 400:
+                raise
+            # The token endpoint refuses a bad client or refresh token with a 400 whose status
+            # names it (BAD_REFRESH_TOKEN, BAD_CLIENT_SECRET: OAuth guide, "Refresh an access
+            # token"): the credentials are refused, retrying cannot help.
+            raise AuthError(
+                f"OAuth refresh refused: {exc.message}", crm=CRM, object="oauth", status=400
+            ) from None
         token = body.get("access_token") if isinstance(body, dict) else None
         if not token:
             raise AuthError("the token endpoint returned no access_token", crm=CRM)
@@ -233,12 +257,18 @@ class HubSpotHttp:
             try:
                 # Resolved per attempt: an OAuth refresh rebuilds the API objects.
                 return self._guarded(
-                    lambda: getattr(self.api(path), name)(*args, **kwargs), search=search, obj=obj
+                    method,
+                    lambda: getattr(self.api(path), name)(*args, **kwargs),
+                    search=search,
+                    obj=obj,
                 )
-            except AuthError:
+            except AuthError as exc:
                 if not self.credentials.oauth or refreshed:
                     raise
                 refreshed = True  # an access token lives 30 minutes: renew once, then give up
+                report_retry(
+                    RetryEvent(CRM, f"{method} ({obj})", "expired_session", 1, 0.0, str(exc))
+                )
                 self._refresh()
                 self._build()
 
@@ -262,15 +292,18 @@ class HubSpotHttp:
         refreshed = False
         while True:
             try:
-                return self._guarded(go, search=False, obj=obj)
-            except AuthError:
+                return self._guarded(f"GET {path}", go, search=False, obj=obj)
+            except AuthError as exc:
                 if not self.credentials.oauth or refreshed:
                     raise
                 refreshed = True
+                report_retry(
+                    RetryEvent(CRM, f"GET {path} ({obj})", "expired_session", 1, 0.0, str(exc))
+                )
                 self._refresh()
                 self._build()
 
-    def _guarded(self, once: Callable[[], Any], *, search: bool, obj: str) -> Any:
+    def _guarded(self, call: str, once: Callable[[], Any], *, search: bool, obj: str) -> Any:
         def attempt() -> Any:
             if search:
                 self.search_limiter.acquire()
@@ -279,7 +312,7 @@ class HubSpotHttp:
             self.guard.count()
             return self._once(once, obj)
 
-        return self.guard.run(attempt)
+        return self.guard.run(attempt, call=f"{call} ({obj})")
 
     def _once(self, once: Callable[[], Any], obj: str) -> Any:
         try:
