@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.base import ObjectSpec, Page, Progress, SyncResult, sync_connection
-from connectors.errors import ApiError
+from connectors.errors import ApiError, AuthError
 from connectors.hubspot_http import HubSpotCredentials, HubSpotHttp, Limits
 from connectors.hubspot_mapping import (
     OBJECTS,
@@ -89,7 +89,9 @@ class HubSpotSettings:
     mapping: HubSpotMapping = field(default_factory=HubSpotMapping)
     #: How far behind writes the search index may be; changes newer than this are re-read once.
     lag_ms: int = 30_000
-    metadata_max_age_s: float = 900.0
+    #: Teams, owners, pipelines and currencies are re-read when their copy is older than this.
+    #: Longer than the service's default 900 s interval, or every quiet cycle would pay ~6 calls.
+    metadata_max_age_s: float = 3600.0
     #: Sync only these CRM objects (API names); None = all of ``OBJECTS``.
     objects: tuple[str, ...] | None = None
 
@@ -166,7 +168,9 @@ class HubSpotSource:
         obj = next(o for o in OBJECTS if o.name == spec.name)
         try:
             yield from self._object_pages(obj, cursor, full)
-        except ApiError as exc:
+        except (ApiError, AuthError) as exc:
+            # A 403 is how a portal refuses an app lacking an object's scope (MISSING_SCOPES,
+            # error-handling guide); it arrives as an AuthError, a 401 (bad token) never skips.
             if not obj.optional or exc.status not in (400, 403, 404):
                 raise
             # Goal targets need a Sales Hub tier and a scope: a portal without them has no

@@ -32,6 +32,7 @@ from sandbox.hubspot.values import parse_ms, to_text
 from sandbox.hubspot.writes import apply_update, invalid, normalize
 
 _SEARCH = re.compile(r"^/crm/v3/objects/[^/]+/search/?$")
+_OBJECT_PATH = re.compile(r"^/crm/v3/objects/([^/]+)")
 _PUBLIC = ("/oauth/v1/token", "/oauth/v1/access-tokens/")
 # Canonical table names accepted by the control plane's record edits, for convenience.
 _CANONICAL = {
@@ -150,6 +151,9 @@ class HubSpotApp:
         self.auth = Auth(auth or AuthConfig())
         self._tier = tier
         self.limiter = RateLimiter(TIERS[tier])
+        #: Object types the app's token lacks the read scope of (``configure``): their calls are
+        #: refused 403 ``MISSING_SCOPES``, as a portal answers an app not granted that scope.
+        self.unscoped_objects: set[str] = set()
         self.base_url = ""
         self.objects = ObjectsApi(self.portal)
         self.router = _routes(self.objects, MetaApi(self.portal), AssocApi(self.portal))
@@ -163,6 +167,7 @@ class HubSpotApp:
         self.auth.reset()
         self.limiter.set_tier(TIERS[self._tier])
         self.limiter.reset()
+        self.unscoped_objects.clear()
 
     def requires_auth(self, request: Request) -> bool:
         return not request.path.startswith(_PUBLIC)
@@ -191,6 +196,7 @@ class HubSpotApp:
             access = self.auth.check(request.headers.get("Authorization"))
             is_search = bool(_SEARCH.match(request.path))
             limit_headers = self.limiter.admit(search=is_search, oauth=access.oauth)
+            self._check_scope(request)
             with self.portal.lock:
                 response = self.router.dispatch(request)
             if response is None:
@@ -215,6 +221,26 @@ class HubSpotApp:
         for k, v in limit_headers.items():
             response.headers[k] = v
         return response
+
+    def _check_scope(self, request: Request) -> None:
+        match = _OBJECT_PATH.match(request.path)
+        if not match or match.group(1) not in self.unscoped_objects:
+            return
+        name = match.group(1)
+        # The body HubSpot sends an app missing a scope (error-handling guide, "MISSING_SCOPES":
+        # 403, the required scopes under errors[].context.requiredScopes).
+        raise HubSpotError(
+            403,
+            "This app hasn't been granted all required scopes to make this call. Read more about "
+            "required scopes here: https://developers.hubspot.com/scopes.",
+            "MISSING_SCOPES",
+            errors=[
+                {
+                    "message": "One or more of the following scopes are required.",
+                    "context": {"requiredScopes": [f"crm.objects.{name}.read"]},
+                }
+            ],
+        )
 
     def _token(self, request: Request) -> Response:
         if request.method != "POST":
@@ -310,7 +336,8 @@ class HubSpotApp:
 
     def configure(self, settings: dict[str, Any]) -> dict[str, Any]:
         """Knobs: ``tier`` (free/starter/professional/enterprise/unlimited), budget overrides
-        ``per_10s``/``daily``/``search_per_s``, and ``reset_limits`` (forget calls so far)."""
+        ``per_10s``/``daily``/``search_per_s``, ``reset_limits`` (forget calls so far) and
+        ``unscoped_objects`` (object names whose read scope the app lacks: 403 MISSING_SCOPES)."""
         if "tier" in settings:
             tier = str(settings["tier"])
             if tier not in TIERS:
@@ -331,6 +358,8 @@ class HubSpotApp:
             )
         if settings.get("reset_limits"):
             self.limiter.reset()
+        if "unscoped_objects" in settings:
+            self.unscoped_objects = {str(o) for o in settings["unscoped_objects"]}
         return {
             "tier": self._tier,
             "limits": asdict(self.limiter.tier),

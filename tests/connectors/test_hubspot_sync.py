@@ -97,3 +97,21 @@ def test_full_resync_replaces_what_the_portal_no_longer_has(
             pl.when(pl.col(column) == deal).then(None).otherwise(pl.col(column)).alias(column)
         )
     assert differences(expected, canonical(store)) == {}
+
+
+def test_a_portal_refusing_the_goals_scope_syncs_everything_else(
+    fresh_portal: Portal, store: Store
+) -> None:
+    fresh_portal.app.configure({"unscoped_objects": ["goal_targets"]})
+    try:
+        result = sync(store, fresh_portal)
+    finally:
+        fresh_portal.app.configure({"unscoped_objects": []})
+
+    # Goal targets need a scope the app was not granted: skipped, not a failed sync.
+    assert result.outcome == "ok"
+    refused = [e for e in fresh_portal.log() if "/goal_targets" in e["path"]]
+    assert refused and all(e["status"] == 403 for e in refused)
+    tables = canonical(store)
+    assert tables["quotas"].height == 0
+    assert tables["opportunities"].height == fresh_portal.truth["opportunities"].height
