@@ -20,6 +20,9 @@ Only :class:`RetriableError` is retried (``connectors.http.retrying``).
 
 from __future__ import annotations
 
+import ssl
+from collections.abc import Iterator
+
 
 class ConnectorError(Exception):
     """Root of every connector failure."""
@@ -89,3 +92,36 @@ class BudgetPaused(ConnectorError):
 
 class SkippableRecord(ConnectorError):
     """One record cannot be normalised; it goes to quarantine with this message as reason."""
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and everything it wraps: causes, contexts, and the exceptions requests and
+    urllib3 carry as arguments or ``reason`` rather than as causes."""
+    seen: set[int] = set()
+    stack: list[object] = [exc]
+    while stack:
+        e = stack.pop()
+        if not isinstance(e, BaseException) or id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        stack.extend((e.__cause__, e.__context__, getattr(e, "reason", None), *e.args))
+
+
+def transport_error(
+    exc: BaseException, what: str, *, crm: str, object: str | None = None
+) -> ConnectorError:
+    """The error for a request that failed below HTTP (connection, TLS, timeout).
+
+    Retriable, except a certificate the configured CA bundle does not trust: no retry can fix
+    that, and retrying it for minutes would only hide a misconfiguration (or an interception).
+    """
+    for cause in _causes(exc):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return ConfigError(
+                f"{what}: the server's TLS certificate is not trusted ({cause.verify_message}); "
+                "check the connection's URL and ca_bundle",
+                crm=crm,
+                object=object,
+            )
+    return RetriableError(f"{what} ({type(exc).__name__})", crm=crm, object=object)

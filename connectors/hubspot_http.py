@@ -43,7 +43,14 @@ from typing import Any
 
 import urllib3
 
-from connectors.errors import ApiError, AuthError, ConfigError, RateLimited, RetriableError
+from connectors.errors import (
+    ApiError,
+    AuthError,
+    ConfigError,
+    RateLimited,
+    RetriableError,
+    transport_error,
+)
 from connectors.http import (
     BudgetGuard,
     CallGuard,
@@ -322,9 +329,7 @@ class HubSpotHttp:
             if hasattr(resp, "release_conn"):
                 resp.release_conn()  # body read in full: the connection goes back to the pool
         except (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError) as exc:
-            raise RetriableError(
-                f"transport error ({type(exc).__name__})", crm=CRM, object=obj
-            ) from exc
+            raise transport_error(exc, "transport error", crm=CRM, object=obj) from exc
         except Exception as exc:
             status = getattr(exc, "status", None)
             if status is None or not hasattr(exc, "body"):
@@ -349,8 +354,10 @@ class HubSpotHttp:
             return RateLimited(
                 message, retry_after=_retry_after(headers), crm=CRM, object=obj, status=status
             )
-        if status == 0 or 500 <= status <= 599:
-            # 0: the client wraps TLS errors as ApiException(status=0).
+        if status == 0:
+            # The client wraps TLS errors as ApiException(status=0), the ssl error its context.
+            return transport_error(exc, "transport error", crm=CRM, object=obj)
+        if 500 <= status <= 599:
             return RetriableError(message, crm=CRM, object=obj, status=status)
         if status in (401, 403):
             return AuthError(message, crm=CRM, object=obj, status=status)

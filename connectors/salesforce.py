@@ -59,6 +59,7 @@ from connectors.errors import (
     ConfigError,
     RateLimited,
     RetriableError,
+    transport_error,
 )
 from connectors.http import BudgetGuard, CallGuard, RateLimiter, RetryPolicy
 from connectors.salesforce_map import SalesforceMapping, build_objects
@@ -165,7 +166,7 @@ class SalesforceAuth:
         try:
             r = self.session.post(self.token_url, data=form, auth=basic)
         except _TRANSPORT_ERRORS as exc:
-            raise RetriableError(f"token request failed: {type(exc).__name__}", crm=CRM) from None
+            raise transport_error(exc, "token request failed", crm=CRM) from None
         if r.status_code == 429 or r.status_code >= 500:
             raise RetriableError(f"token endpoint answered {r.status_code}", crm=CRM,
                                  status=r.status_code)  # fmt: skip
@@ -281,8 +282,7 @@ class SalesforceClient:
                 # Bulk job failed or timed out: worth another try of the whole job.
                 raise RetriableError(f"bulk job: {str(exc)[:200]}", crm=CRM, object=obj) from None
             except _TRANSPORT_ERRORS as exc:
-                raise RetriableError(f"connection problem: {type(exc).__name__}", crm=CRM,
-                                     object=obj) from None  # fmt: skip
+                raise transport_error(exc, "connection problem", crm=CRM, object=obj) from None
             except ValueError as exc:
                 # A body cut short by a dropped connection fails JSON decoding.
                 raise RetriableError(f"unreadable answer: {type(exc).__name__}", crm=CRM,
