@@ -486,7 +486,21 @@ class Store:
 
     # -- run log ----------------------------------------------------------------------------
     def start_run(self, connection: str, *, crm: str, mode: str) -> int:
+        """Log the start of a sync run (outcome ``running`` until :meth:`finish_run`).
+
+        A connection is synced by one process at a time (``service.locks``), so a run of it still
+        ``running`` when the next one starts belongs to a process that died before finishing it
+        (SIGKILL, OOM, a lost machine): it is marked ``abandoned`` rather than shown as running
+        forever.
+        """
+        t = db.sync_runs
         with self.engine.begin() as conn:
+            conn.execute(
+                sa.update(t)
+                .where(t.c.connection == connection, t.c.outcome == "running")
+                .values(outcome="abandoned",
+                        message="the process running it stopped without finishing")
+            )  # fmt: skip
             res = conn.execute(
                 sa.insert(db.sync_runs).values(
                     connection=connection, crm=crm, mode=mode, started_at=utcnow(),
