@@ -81,6 +81,7 @@ def run_cycle(
     result = CycleResult(cfg.name)
     step = "sync"
     try:
+        _step_started(cfg.name, step)
         started = time.perf_counter()
         result.sync = run_sync(store, cfg, settings.mappings, full=full, progress=progress)
         result.seconds["sync"] = time.perf_counter() - started
@@ -92,6 +93,7 @@ def run_cycle(
             result.outcome, result.message = "stopped", "stopped after sync"
             return result
         step = "compute"
+        _step_started(cfg.name, step)
         started = time.perf_counter()
         result.kpi_values, _ = compute_into_store(store, settings, cfg.name, as_of)
         result.seconds["compute"] = time.perf_counter() - started
@@ -101,6 +103,7 @@ def run_cycle(
         if not writeback:
             return result
         step = "writeback"
+        _step_started(cfg.name, step)
         started = time.perf_counter()
         result.writeback = _writeback(store, settings, cfg)
         result.seconds["writeback"] = time.perf_counter() - started
@@ -119,6 +122,12 @@ def run_cycle(
         result.message = f"{type(exc).__name__}: {exc}"
         log.exception("%s: %s failed", cfg.name, step)
     return result
+
+
+def _step_started(connection: str, step: str) -> None:
+    # One debug line per step boundary: with log_level = "DEBUG" the log shows which step a
+    # cycle was in when its process died (the cycle log only records finished cycles' timings).
+    log.debug("%s: %s started", connection, step, extra={"connection": connection, "step": step})
 
 
 def _writeback(store: Store, settings: Settings, cfg: ConnectionConfig) -> Any:
