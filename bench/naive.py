@@ -47,6 +47,8 @@ def naive_salesforce(cfg: ConnectionConfig, db_path: Path) -> NaiveRun:
     from connectors.salesforce_map import SalesforceMapping
 
     session = requests.Session()
+    # REQUESTS_CA_BUNDLE in the environment would override the session's CA bundle.
+    session.trust_env = False
     session.verify = cfg.ca_bundle or True
     assert cfg.client_secret is not None and cfg.instance_url is not None
     started = time.perf_counter()

@@ -208,11 +208,14 @@ class Options:
     hubspot_tier: str
 
 
-def _settings_text(crm: CrmProcess, store: Path, interval_s: int) -> str:
+def _settings_text(crm: CrmProcess, store: Path, interval_s: int, prefix: str = "") -> str:
+    """Settings for the sandbox CRM; ``prefix`` names a second set of report objects (install
+    leaves objects another store's install created alone, as it must)."""
     from sandbox.cli import settings_toml
 
     return (f"{settings_toml(crm.info, crm.currency)}\n[store]\nurl = \"sqlite:///{store}\"\n\n"
-            f"[service]\ninterval_s = {interval_s}\n")  # fmt: skip
+            f"[service]\ninterval_s = {interval_s}\n\n"
+            f"[writeback]\nprefix = \"{prefix}\"\n")  # fmt: skip
 
 
 def _written(step: Step) -> int:
@@ -527,7 +530,8 @@ def measure_crm(
                     crm.latency(100)
                     file1 = Path(tmp) / "latency.toml"
                     file1.write_text(
-                        _settings_text(crm, Path(tmp) / "latency.db", opts.interval_s), "utf-8"
+                        _settings_text(crm, Path(tmp) / "latency.db", opts.interval_s, "KS_"),
+                        "utf-8",
                     )
                     p1 = pipeline(crm, file1)
                     crm.latency(0)
@@ -556,9 +560,12 @@ def measure_engine(size: str, seed: int, out: Targets) -> None:
 # Wall-time estimate
 # ------------------------------------------------------------------------------------------------
 #: Seconds per opportunity of one CRM's whole block (pipeline, naive baseline, quiet cycle,
-#: writebacks, 100 ms pipeline), from the 10k and 100k runs on this 2-core machine.
-SECONDS_PER_OPP = {"salesforce": 0.004, "hubspot": 0.02}
-FIXED_S = {"salesforce": 60.0, "hubspot": 60.0}
+#: writebacks, 100 ms pipeline) and the fixed cost of a block (process starts, install), from the
+#: 10k run and the earlier 150k-opportunity sync and 100k-row writeback runs on this 2-core
+#: machine: Salesforce ~7k records/s of sync and ~750 KPI rows/s of writeback, HubSpot paced at
+#: ~9 calls/s. A rough guide, printed before the run starts.
+SECONDS_PER_OPP = {"salesforce": 0.012, "hubspot": 0.03}
+FIXED_S = {"salesforce": 300.0, "hubspot": 400.0}
 
 
 def estimate_s(sizes: list[str], crms: list[str], opts: Options) -> float:
