@@ -50,6 +50,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import json
+import logging
 import signal
 import socket
 import ssl
@@ -66,6 +67,8 @@ from urllib.parse import parse_qs, urlsplit
 from sandbox.faults import FaultInjector, FaultSpecError, RequestFault, RequestFaults
 from sandbox.http import Headers, MethodNotAllowed, Request, Response, Router, json_response
 from sandbox.tls import SandboxTLS
+
+log = logging.getLogger(__name__)
 
 CONTROL_PREFIX = "/__sandbox/"
 #: Longest request target we accept; longer ones get 414 as a real front end would (CRM_FACTS G4).
@@ -155,6 +158,16 @@ class _HTTPSServer(ThreadingHTTPServer):
         return self.ssl_context.wrap_socket(
             sock, server_side=True, do_handshake_on_connect=False
         ), addr
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that refuses our certificate, or dies mid-request (a killed process, a
+        # dropped connection), is what a real front end shrugs off: one debug line, not a
+        # traceback on stderr. Anything else is a sandbox bug and keeps the full report.
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ssl.SSLError | ConnectionError | TimeoutError):
+            log.debug("client %s went away: %s", client_address, exc)
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
