@@ -10,11 +10,15 @@ as simple-salesforce sends ``query/`` and ``sobjects/X/``):
 * ``/services/data/`` versions; ``/services/data/vXX.X/`` resources; ``limits``
 * ``query``/``queryAll`` (+ ``/{locator}-{offset}``), ``sobjects`` (global describe), per-object
   info/describe/create/get/update/delete, external-id get/upsert, ``updated``/``deleted``
-* ``composite/sobjects`` (collections), ``composite/batch``, ``search`` (a SOSL subset)
+* ``composite/sobjects`` (collections), ``composite/batch``, ``composite``, ``search`` (a SOSL
+  subset)
 * ``jobs/query`` and ``jobs/ingest`` (Bulk API 2.0), ``tooling/...``, ``analytics/reports``
 
 Every API call spends one unit of the org's daily budget and answers with ``Sforce-Limit-Info``
-(headers_api_usage.htm); once spent the API answers 403 ``REQUEST_LIMIT_EXCEEDED``.
+(headers_api_usage.htm); once spent the API answers 403 ``REQUEST_LIMIT_EXCEEDED``. A
+``composite/batch`` spends one unit per subrequest ("Each subrequest counts against rate limits",
+resources_composite_batch.htm); a ``composite`` request spends one in all ("The entire series of
+requests counts as a single call toward your API limits", resources_composite_composite_post.htm).
 """
 
 from __future__ import annotations
@@ -39,9 +43,10 @@ from sandbox.http import (
 )
 from sandbox.salesforce.auth import AuthService
 from sandbox.salesforce.bulk import BulkHandlers, IngestHandlers
+from sandbox.salesforce.composite import CompositeHandler
 from sandbox.salesforce.errors import RecordError, SalesforceError, invalid_session, not_found
 from sandbox.salesforce.ids import to18
-from sandbox.salesforce.org import Org, now_utc, parse_datetime
+from sandbox.salesforce.org import Org, format_sf_datetime, now_utc, parse_datetime
 from sandbox.salesforce.rest import RestHandlers
 from sandbox.salesforce.schema import NUMBER_TYPES, STRING_TYPES, FieldDef, ObjectDef
 from sandbox.salesforce.search import search
@@ -85,6 +90,9 @@ class SalesforceApp:
         self.api_usage = 0
         #: Custom fields deleted through the control plane, by ``Object.Field``: undeletable.
         self._deleted_fields: dict[str, tuple[FieldDef, list[str]]] = {}
+        #: Start times of long-running transactions still open on the instance (control plane):
+        #: sObject Get Updated / Get Deleted cover no later than the earliest of them.
+        self.long_transactions: list[datetime] = []
         self._build()
 
     @classmethod
@@ -119,6 +127,7 @@ class SalesforceApp:
         self.bulk = BulkHandlers(self)
         self.ingest = IngestHandlers(self)
         self.tooling = ToolingHandlers(self)
+        self.composite = CompositeHandler(self)
         self.router = self._routes()
 
     def _routes(self) -> Router:
@@ -148,6 +157,7 @@ class SalesforceApp:
         r.add("GET|POST", f"{d}/composite/sobjects/{{sobject}}", rest.collection_get)
         r.add("PATCH", f"{d}/composite/sobjects/{{sobject}}/{{field}}", rest.collection_upsert)
         r.add("POST", f"{d}/composite/batch", rest.composite_batch)
+        r.add("POST", f"{d}/composite", self.composite.handle)
         r.add("GET", f"{d}/search", lambda request, version: search(self.org, request, version))
         bulk.register(r, d)
         self.ingest.register(r, d)
@@ -163,6 +173,7 @@ class SalesforceApp:
     def reset(self) -> None:
         self.auth.reset()
         self.bulk.shutdown()
+        self.long_transactions = []
         with self._usage_lock:
             self.api_usage = 0
             self.daily_max = self._initial_daily_max
@@ -298,15 +309,21 @@ class SalesforceApp:
         ``jwt_public_key`` (PEM to accept for JWT bearer); schema drift as an admin makes it,
         each a list of ``"Object.Field"``: ``delete_fields`` / ``undelete_fields`` (a deleted
         custom field keeps its data and can be undeleted, as from Setup's Deleted Fields),
-        ``revoke_fls`` / ``grant_fls`` (the API user's field-level security on the field)."""
+        ``revoke_fls`` / ``grant_fls`` (the API user's field-level security on the field);
+        ``long_transactions``: the start times (ISO 8601) of the long-running transactions now
+        open on the instance (``[]``: all committed), which hold back Get Updated's
+        ``latestDateCovered``; ``replicateable``: ``{"Object": false}`` makes an object one the
+        org does not replicate (describe's ``replicateable``; Get Updated / Get Deleted refuse
+        it), as some objects are not."""
         unknown = set(settings) - {
             "daily_api_requests", "api_usage", "session_ttl_s", "bulk_min_job_seconds",
             "expire_sessions", "jwt_public_key", "delete_fields", "undelete_fields",
-            "revoke_fls", "grant_fls",
+            "revoke_fls", "grant_fls", "long_transactions", "replicateable",
         }  # fmt: skip
         if unknown:
             raise ValueError(f"unknown settings {sorted(unknown)}")
         self._drift(settings)
+        self._replication(settings)
         with self._usage_lock:
             if "daily_api_requests" in settings:
                 self.daily_max = int(settings["daily_api_requests"])
@@ -327,7 +344,30 @@ class SalesforceApp:
             "api_usage": self.api_usage,
             "session_ttl_s": self.auth.session_ttl_s,
             "bulk_min_job_seconds": self.bulk_min_job_seconds,
+            "long_transactions": [format_sf_datetime(t) for t in self.long_transactions],
         }
+
+    def _replication(self, settings: dict[str, Any]) -> None:
+        """Apply the ``long_transactions`` and ``replicateable`` knobs of :meth:`configure`."""
+        flags = settings.get("replicateable") or {}
+        if not isinstance(flags, dict):
+            raise ValueError('replicateable: expected {"Object": true|false}')
+        objs = {name: self._control_object(name) for name in flags}
+        if "long_transactions" in settings:
+            starts = settings["long_transactions"] or []
+            if not isinstance(starts, list):
+                raise ValueError("long_transactions: expected a list of ISO 8601 dateTimes")
+            try:
+                self.long_transactions = sorted(parse_datetime(str(t)) for t in starts)
+            except ValueError:
+                raise ValueError("long_transactions: expected ISO 8601 dateTimes") from None
+        for name, flag in flags.items():
+            objs[name].replicateable = bool(flag)
+
+    def covered_until(self, horizon: datetime) -> datetime:
+        """Get Updated's ``latestDateCovered`` for a window ending at ``horizon``: no later than
+        the start of a long-running transaction still open (GetUpdatedResult)."""
+        return min([horizon, *self.long_transactions])
 
     def _drift(self, settings: dict[str, Any]) -> None:
         """Apply the schema-drift knobs of :meth:`configure` (names checked before any change)."""
@@ -413,12 +453,18 @@ class SalesforceApp:
     def _api_call(self, request: Request, path: str) -> Response:
         if self.auth.session_for(request) is None:
             return invalid_session().response()
+        if not self.charge():
+            return SalesforceError(403, "REQUEST_LIMIT_EXCEEDED",
+                                   "TotalRequests Limit exceeded.").response()  # fmt: skip
+        return self.dispatch(request, path)
+
+    def charge(self) -> bool:
+        """Spend one unit of the daily API allowance; ``False`` (nothing spent) once spent."""
         with self._usage_lock:
             if self.api_usage >= self.daily_max:
-                return SalesforceError(403, "REQUEST_LIMIT_EXCEEDED",
-                                       "TotalRequests Limit exceeded.").response()  # fmt: skip
+                return False
             self.api_usage += 1
-        return self.dispatch(request, path)
+            return True
 
     def dispatch(self, request: Request, path: str) -> Response:
         request.path = path
@@ -446,14 +492,21 @@ class SalesforceApp:
         response.headers["Sforce-Limit-Info"] = f"api-usage={self.api_usage}/{self.daily_max}"
         return response
 
-    def subrequest(self, parent: Request, method: str, url: str, body: Any) -> Response:
-        """A ``composite/batch`` subrequest: same session, no extra API usage."""
+    def subrequest(
+        self, parent: Request, method: str, url: str, body: Any,
+        headers: dict[str, str] | None = None,
+    ) -> Response:  # fmt: skip
+        """A ``composite/batch`` or ``composite`` subrequest: same session; what it costs is
+        the caller's to charge."""
         path, _, qs = url.partition("?")
         if not path.startswith("/"):
             path = "/services/data/" + path
+        sub_headers = Headers(parent.headers.items())
+        for name, value in (headers or {}).items():
+            sub_headers[str(name)] = str(value)
         sub = Request(
             method=method.upper(), path=path, query=parse_qs(qs, keep_blank_values=True),
-            headers=Headers(parent.headers.items()),
+            headers=sub_headers,
             body=json.dumps(body).encode() if body is not None else b"",
             base_url=parent.base_url, faults=parent.faults,
         )  # fmt: skip

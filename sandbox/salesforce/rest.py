@@ -36,6 +36,10 @@ DEFAULT_BATCH = 2000
 MIN_BATCH = 200
 MAX_COLLECTION = 200
 MAX_BATCH_SUBREQUESTS = 25
+#: Get Updated: "There is a limit of 600,000 IDs returned from this resource".
+MAX_UPDATED_IDS = 600_000
+#: Get Deleted reaches back as far as the recycle bin keeps records: 15 days.
+RECYCLE_BIN_DAYS = 15
 #: "Each user can have up to 10 query cursors open at a time"; opening another releases the
 #: oldest (SOAP API guide, queryMore()).  Its nextRecordsUrl then gives INVALID_QUERY_LOCATOR.
 MAX_CURSORS = 10
@@ -328,47 +332,80 @@ class RestHandlers:
         return self.org.prepare_create(obj, values)
 
     # -- updated / deleted -----------------------------------------------------------------------
+    # sObject Get Updated / Get Deleted (resources_getupdated.htm, resources_getdeleted.htm) and
+    # the SOAP API's data-replication rules they follow (sforce_api_calls_getupdated.htm,
+    # polling_for_changes.htm):
+    # * the seconds of start and end are ignored ("a timespan between 12:30:15 and 12:35:15 ...
+    #   between 12:30:00 and 12:35:00"), and start must precede end, else
+    #   INVALID_REPLICATION_DATE;
+    # * Get Updated answers for no more than 30 days back, Get Deleted no further back than
+    #   ``earliestDateAvailable`` (the recycle bin: 15 days);
+    # * only replicateable objects are served (object-specific_requirements_for_data_replication);
+    # * ``latestDateCovered`` is never later than the end, and while a long-running transaction
+    #   is open it is that transaction's start ("the value in this field is the start time of
+    #   that long-running transaction until it completes", GetUpdatedResult): the next window
+    #   starts there, so what the transaction commits later is not missed.
 
-    def _window(self, request: Request, max_days: int) -> tuple[datetime, datetime]:
+    def _window(self, request: Request, max_days: int) -> tuple[datetime, datetime, datetime]:
+        """(start, end, latestDateCovered) of a Get Updated / Get Deleted request."""
         try:
             start = parse_datetime(request.arg("start") or "")
             end = parse_datetime(request.arg("end") or "")
         except ValueError:
-            raise SalesforceError(400, "MALFORMED_QUERY",
+            raise SalesforceError(400, "INVALID_REPLICATION_DATE",
                                   "start and end must be ISO 8601 dateTimes") from None  # fmt: skip
-        # Seconds are truncated (resources_getupdated.htm).
         start = start.replace(second=0, microsecond=0)
         end = end.replace(second=0, microsecond=0)
         if start >= end:
             raise SalesforceError(400, "INVALID_REPLICATION_DATE",
                                   "startDate must chronologically precede endDate")  # fmt: skip
-        if start < now_utc() - timedelta(days=max_days):
+        now = now_utc()
+        if start < now - timedelta(days=max_days):
             raise SalesforceError(400, "INVALID_REPLICATION_DATE",
                                   f"startDate cannot be more than {max_days} days ago")  # fmt: skip
-        return start, min(end, now_utc() + timedelta(seconds=1))
+        horizon = min(end, now)
+        return start, horizon, self.app.covered_until(horizon)
+
+    def _replicated(self, sobject: str) -> ObjectDef:
+        obj = self.org.rest_object(sobject)
+        if not obj.replicateable:
+            # The org's wording is not documented; the rule is (replicateable must be true).
+            raise SalesforceError(400, "INVALID_TYPE",
+                                  f"sObject type '{obj.name}' is not replicateable")  # fmt: skip
+        return obj
 
     def updated(self, request: Request, version: str, sobject: str) -> Response:
-        obj = self.org.rest_object(sobject)
-        start, end = self._window(request, 30)
-        frame = self.org.tables[obj.name].frame().filter(
-            (pl.col("SystemModstamp") >= start) & (pl.col("SystemModstamp") < end)
+        obj = self._replicated(sobject)
+        start, horizon, covered = self._window(request, 30)
+        with self.org.lock:
+            frame = self.org.tables[obj.name].frame()
+        # "inclusive" (polling_for_changes.htm): the end minute itself is covered.
+        frame = frame.filter(
+            (pl.col("SystemModstamp") >= start) & (pl.col("SystemModstamp") <= horizon)
             & ~pl.col("IsDeleted")
         )  # fmt: skip
-        if frame.height > 600_000:
+        if frame.height > MAX_UPDATED_IDS:
             raise SalesforceError(400, "EXCEEDED_ID_LIMIT", "too many ids (> 600,000)")
         return json_response(200, {"ids": frame.get_column("Id").to_list(),
-                                   "latestDateCovered": format_sf_datetime(end)})  # fmt: skip
+                                   "latestDateCovered": format_sf_datetime(covered)})  # fmt: skip
 
     def deleted(self, request: Request, version: str, sobject: str) -> Response:
-        obj = self.org.rest_object(sobject)
-        start, end = self._window(request, 15)
+        obj = self._replicated(sobject)
+        if not obj.deletable:
+            raise SalesforceError(400, "INVALID_TYPE",
+                                  f"sObject type '{obj.name}' cannot be deleted")  # fmt: skip
+        start, horizon, covered = self._window(request, RECYCLE_BIN_DAYS)
+        earliest = (now_utc() - timedelta(days=RECYCLE_BIN_DAYS)).replace(second=0)
+        if start < earliest:
+            raise SalesforceError(400, "INVALID_REPLICATION_DATE",
+                                  "startDate is before earliestDateAvailable")  # fmt: skip
         table = self.org.tables[obj.name]
         with table.lock:
-            items = [(i, d) for i, d in table.deleted.items() if start <= d < end]
+            items = [(i, d) for i, d in table.deleted.items() if start <= d <= horizon]
         return json_response(200, {
             "deletedRecords": [{"id": i, "deletedDate": format_sf_datetime(d)} for i, d in items],
-            "earliestDateAvailable": format_sf_datetime(self.app.started_at),
-            "latestDateCovered": format_sf_datetime(end),
+            "earliestDateAvailable": format_sf_datetime(earliest),
+            "latestDateCovered": format_sf_datetime(covered),
         })  # fmt: skip
 
     # -- sObject Collections ---------------------------------------------------------------------
@@ -546,11 +583,20 @@ class RestHandlers:
         results: list[dict[str, Any]] = []
         has_errors = False
         halted = False
-        for sub in subs:
+        for i, sub in enumerate(subs):
             if halted:
                 results.append({"statusCode": 412, "result": [{
                     "errorCode": "BATCH_PROCESSING_HALTED",
                     "message": "Batch processing halted per request"}]})  # fmt: skip
+                continue
+            # "Each subrequest counts against rate limits" (resources_composite_batch.htm): the
+            # batch request itself paid for the first; every further one pays its own.
+            if i and not self.app.charge():
+                results.append({"statusCode": 403, "result": [{
+                    "errorCode": "REQUEST_LIMIT_EXCEEDED",
+                    "message": "TotalRequests Limit exceeded."}]})  # fmt: skip
+                has_errors = True
+                halted = halt
                 continue
             resp = self.app.subrequest(request, str(sub.get("method", "GET")),
                                        str(sub.get("url", "")), sub.get("richInput"))  # fmt: skip

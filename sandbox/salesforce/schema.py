@@ -144,6 +144,14 @@ class ObjectDef:
     fields: dict[str, FieldDef] = field(default_factory=dict)
     #: Tooling API id of a custom object (``01I...``).
     tooling_id: str | None = None
+    #: describe's ``replicateable``: whether sObject Get Updated / Get Deleted serve the object
+    #: ("The object must be configured to be replicateable", SOAP API guide,
+    #: object-specific_requirements_for_data_replication.htm).
+    replicateable: bool = True
+    #: describe's ``deletable``: some objects cannot be deleted (CurrencyType: "Your client
+    #: application can't delete this object", and its supported calls list no getDeleted(),
+    #: sforce_api_objects_currencytype.htm), so Get Deleted has nothing to serve for them.
+    deletable: bool = True
 
     def __post_init__(self) -> None:
         self.label = self.label or self.name.removesuffix("__c").replace("_", " ")
@@ -183,7 +191,7 @@ class ObjectDef:
             "createable": True,
             "custom": self.custom,
             "customSetting": False,
-            "deletable": True,
+            "deletable": self.deletable,
             "deprecatedAndHidden": False,
             "feedEnabled": False,
             "hasSubtypes": False,
@@ -196,7 +204,7 @@ class ObjectDef:
             "mruEnabled": True,
             "name": self.name,
             "queryable": True,
-            "replicateable": True,
+            "replicateable": self.replicateable,
             "retrieveable": True,
             "searchable": True,
             "triggerable": True,
@@ -390,7 +398,7 @@ def standard_objects() -> dict[str, ObjectDef]:
             _f("IsoCode", "picklist", picklist=CURRENCIES), _f("ConversionRate", "double"),
             _f("DecimalPlaces", "int"), _f("IsActive", "boolean"),
             _f("IsCorporate", "boolean", createable=False, updateable=False),
-        ], label="Currency Type"),
+        ], label="Currency Type", deletable=False),
         _obj("DatedConversionRate", "04w", [
             _f("IsoCode", "picklist", picklist=CURRENCIES), _f("ConversionRate", "double"),
             _f("StartDate", "date"),
