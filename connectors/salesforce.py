@@ -22,9 +22,7 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import logging
 import re
 import time
@@ -34,6 +32,7 @@ from dataclasses import replace
 from functools import partial
 from typing import Any, TypeVar
 
+import polars as pl
 import requests
 import sqlalchemy as sa
 from simple_salesforce.api import Salesforce
@@ -390,28 +389,78 @@ def _is_deleted(record: Mapping[str, Any]) -> bool:
     return v.boolean(record.get("IsDeleted")) == "true"
 
 
-def _from_csv(row: Mapping[str, str], types: Mapping[str, str]) -> RawRecord:
-    """A Bulk API CSV row as the REST API would have returned it (JSON types, REST datetime
+def _csv_value(raw: str | None, kind: str) -> Any:
+    """One Bulk API CSV value as the REST API would have returned it (JSON types, REST datetime
     format), so a record reads the same whichever API fetched it and re-reads are no-ops."""
-    out: RawRecord = {}
-    for name, raw in row.items():
-        kind = types.get(name, "string")
-        if raw == "":
-            out[name] = None  # Bulk API 2.0 CSV: an empty field is null
-        elif kind == "boolean":
-            out[name] = raw.lower() == "true"
-        elif kind == "int":
-            out[name] = int(float(raw))
-        elif kind in ("double", "currency", "percent"):
-            out[name] = float(raw)
-        elif kind == "datetime":
-            stamp = dt.datetime.fromisoformat(raw).astimezone(dt.UTC)
-            out[name] = (
-                stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}+0000"
-            )
-        else:
-            out[name] = raw
-    return out
+    if raw is None or raw == "":
+        return None  # Bulk API 2.0 CSV: an empty field is null
+    if kind == "boolean":
+        return raw.lower() == "true"
+    if kind == "int":
+        return int(float(raw))
+    if kind in ("double", "currency", "percent"):
+        return float(raw)
+    if kind == "datetime":
+        stamp = dt.datetime.fromisoformat(raw).astimezone(dt.UTC)
+        return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}+0000"
+    return raw
+
+
+# Bulk API 2.0 writes datetimes in UTC with milliseconds and a ``Z``
+# ("2025-03-01T09:30:00.000Z", query_get_job_results.htm); REST writes the same instant as
+# "2025-03-01T09:30:00.000+0000".
+_CSV_DATETIME = "%Y-%m-%dT%H:%M:%S%.3fZ"
+_REST_DATETIME = "%Y-%m-%dT%H:%M:%S%.3f+0000"
+
+
+def _csv_expr(name: str, kind: str) -> pl.Expr:
+    """:func:`_csv_value` of a whole column; a value it cannot read becomes null."""
+    col = pl.col(name)
+    if kind == "boolean":
+        return col.str.to_lowercase() == "true"
+    if kind == "int":
+        return col.cast(pl.Float64, strict=False).cast(pl.Int64, strict=False)
+    if kind in ("double", "currency", "percent"):
+        return col.cast(pl.Float64, strict=False)
+    if kind == "datetime":
+        parsed = col.str.strptime(pl.Datetime("ms"), _CSV_DATETIME, strict=False)
+        return parsed.dt.strftime(_REST_DATETIME)
+    return col
+
+
+def _csv_records(text: str, types: Mapping[str, str]) -> list[RawRecord]:
+    """A Bulk API CSV results page as records, the REST way (see :func:`_csv_value`).
+
+    The page is parsed and typed column by column in polars; a column holding a value the
+    vectorised reading cannot take (another offset, a number Python reads and polars does not)
+    is read again value by value with :func:`_csv_value`, which also raises what it always did.
+    """
+    if not text.strip():
+        return []
+    frame = pl.read_csv(text.encode("utf-8"), infer_schema=False)  # every column as text
+    if frame.height == 0:
+        return []
+    names = frame.columns
+    text_frame = frame.select(pl.when(pl.col(c) != "").then(pl.col(c)).alias(c) for c in names)
+    typed = text_frame.select(_csv_expr(c, types.get(c, "string")).alias(c) for c in names)
+    redo = [c for c in names if typed[c].null_count() != text_frame[c].null_count()]
+    records = typed.to_dicts()
+    if redo:
+        kinds = {c: types.get(c, "string") for c in redo}
+        for record, original in zip(records, text_frame.select(redo).iter_rows(named=True),
+                                    strict=True):  # fmt: skip
+            for c, raw in original.items():
+                record[c] = _csv_value(raw, kinds[c])
+    return records
+
+
+def _latest_stamp(values: Sequence[Any]) -> str | None:
+    """The latest of a page's modstamps, as canonical text."""
+    present = [x for x in values if x]
+    if all(isinstance(x, str) and len(x) == 28 and x.endswith("+0000") for x in present):
+        # All in the REST format (UTC, fixed width): the greatest text is the latest instant.
+        return v.timestamp(max(present, default=None))
+    return max((t for t in map(v.timestamp, present) if t), default=None)
 
 
 class SalesforceSource:
@@ -609,16 +658,17 @@ class SalesforceSource:
         top = last
         pending: Page | None = None
         for text in self.client.bulk_pages(spec.name, soql, max(self.page_size, 10_000)):
-            types = self._types.get(spec.name, {})
-            rows = [_from_csv(r, types) for r in csv.DictReader(io.StringIO(text))]
-            for r in rows:
-                stamp = v.timestamp(r.get(cf)) if cf else None
-                if stamp and (top is None or stamp > top):
-                    top = stamp
+            rows = _csv_records(text, self._types.get(spec.name, {}))
+            stamp = _latest_stamp([r.get(cf) for r in rows]) if cf else None
+            if stamp and (top is None or stamp > top):
+                top = stamp
             if pending is not None:
                 yield pending
-            pending = Page(records=[r for r in rows if not _is_deleted(r)],
-                           deleted=[r for r in rows if _is_deleted(r)])  # fmt: skip
+            live: list[RawRecord] = []
+            deleted: list[RawRecord] = []
+            for r in rows:
+                (deleted if _is_deleted(r) else live).append(r)
+            pending = Page(records=live, deleted=deleted)
         final = pending or Page()
         yield replace(final, cursor=Cursor(top, dict(state)))
 
