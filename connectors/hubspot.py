@@ -27,8 +27,8 @@ are data (``connectors.hubspot_mapping.OBJECTS``) fed to one generic loop, :meth
 * **deletions**: archived records vanish from search, so each cycle compares the probe's total
   with the store's count; when the store holds more, the archived listing is read and those
   records are deleted (HubSpot keeps archived records 90 days, so this runs every cycle, not
-  occasionally: CRM_FACTS G7).  A record merged into another is deleted through the winner's
-  ``hs_merged_object_ids`` (CRM_FACTS G10).
+  occasionally: airbytehq/airbyte#10155).  A record merged into another is deleted through the
+  winner's ``hs_merged_object_ids`` (fivetran/dbt_hubspot#134).
 * **metadata** (teams, owners, deal pipelines, currencies) is small: re-read in full when older
   than ``metadata_max_age_s`` (or on ``--full``); otherwise the stored copy is used, so a quiet
   cycle spends nothing on it.

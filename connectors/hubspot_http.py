@@ -14,7 +14,8 @@ hubspot-api-client 12 (``crm.objects.basic_api.get_page``, ``crm.objects.search_
 Endpoints with no generated API (the currencies settings API) go through the same generated
 ``ApiClient.call_api`` rather than ``HubSpot.api_request``: that helper uses bare ``requests``
 without our CA bundle or pool, prints errors to stdout, and ``REQUESTS_CA_BUNDLE`` (set on these
-machines) overrides its TLS settings (CRM_FACTS A1, B1).
+machines) overrides its TLS settings (psf/requests#3829; hubspot-api-client 12
+``utils/requests/http_request_builder.py``).
 
 Built on the shared machinery (``connectors.http``, ``connectors.errors``): one
 :class:`~connectors.http.CallGuard` (budget check, general rate limiter, tenacity retries of
@@ -22,9 +23,9 @@ Built on the shared machinery (``connectors.http``, ``connectors.errors``): one
 the search API.  What is retried: 429 (as :class:`~connectors.errors.RateLimited` with the
 server's ``Retry-After``), 5xx, status 0 (TLS/transport errors the client wraps), timeouts and
 dropped connections.  urllib3's own ``Retry`` is not used for this: it does not retry POST, and
-search and every batch endpoint are POSTs (CRM_FACTS B2; HubSpot/hubspot-api-python#117).  Each
-sub-package has its own ``ApiException`` class (CRM_FACTS B1), so errors are recognised by their
-attributes (``status``, ``headers``, ``body``), never by class.
+search and every batch endpoint are POSTs (HubSpot/hubspot-api-python#117).  Each sub-package has
+its own ``ApiException`` class (hubspot-api-client 12 ``crm/*/exceptions.py``), so errors are
+recognised by their attributes (``status``, ``headers``, ``body``), never by class.
 
 Limits: general calls stay under ``requests_per_10s`` (HubSpot allows 100 per 10 s on
 Free/Starter and 190 on Professional/Enterprise, usage-guidelines page) and searches under
@@ -109,7 +110,7 @@ class Limits:
     #: Never more than this many calls per 10 s, whatever the portal allows (0 = no cap).
     max_requests_per_10s: int = 0
     # The CRM search endpoints are limited apart, 5 requests per second per account, and send no
-    # rate-limit headers (CRM search guide, "Limitations"; CRM_FACTS B): 4 leaves a margin.
+    # rate-limit headers (CRM search guide, "Limitations"): 4 leaves a margin.
     searches_per_second: float = 4.0
     budget_share: float = 0.2  # pause once 20 % of the day's allowance is used
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -195,7 +196,8 @@ class HubSpotHttp:
             "retry": urllib3.Retry(0, respect_retry_after_header=False, raise_on_status=False)
         }
         if self.base_url:
-            # host for the generated APIs, base_url for api_request (CRM_FACTS B1).
+            # host for the generated APIs, base_url for api_request (hubspot-api-client 12
+            # ``discovery/discovery_base.py``, ``utils/requests/http_request_builder.py``).
             kw.update(host=self.base_url, base_url=self.base_url)
         if self.ca_bundle:
             kw["ssl_ca_cert"] = self.ca_bundle

@@ -1,7 +1,7 @@
 """Incremental pulls through the HubSpot search API without losing a record to the 10,000 cap.
 
 The search API returns at most 10,000 results per query; asking for ``after >= 10000`` is a 400
-(CRM_FACTS D; airbyte#10700).  Windowing on the last-modified timestamp alone loops forever when
+(airbyte#10700).  Windowing on the last-modified timestamp alone loops forever when
 more than 10,000 records share one timestamp (a bulk import; airbyte#43317, fixed in PR #44899 by
 breaking ties on ``hs_object_id``).  :class:`SearchPlan` therefore runs two kinds of window:
 
@@ -20,7 +20,7 @@ record modified before ``ts`` has been delivered, and (when ``tie_id`` is set) e
 ``ts`` with an id up to ``tie_id``.  Resuming from it re-reads at most one timestamp.
 
 The search index trails writes by a little, so a record written just before a query may be
-invisible to it (CRM_FACTS G6 has the Salesforce twin of this).  When a pass completes, the
+invisible to it (airbyte#27146 is the Salesforce twin of this).  When a pass completes, the
 position moves to ``query time - lag`` at most: records newer than that are read again next
 time (and de-duplicated by id and timestamp by the caller), so none is lost to index lag.
 

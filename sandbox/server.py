@@ -71,7 +71,8 @@ from sandbox.tls import SandboxTLS
 log = logging.getLogger(__name__)
 
 CONTROL_PREFIX = "/__sandbox/"
-#: Longest request target we accept; longer ones get 414 as a real front end would (CRM_FACTS G4).
+#: Longest request target we accept; longer ones get 414 as a real front end would
+#: (dlt-hub/verified-sources#305).
 MAX_URL_LENGTH = 16_384
 
 

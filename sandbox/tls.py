@@ -3,7 +3,7 @@
 Generated with ``trustme`` at start and written to a temporary directory.  Clients trust the CA by
 path: ``session.verify = ca_bundle`` **and** ``session.trust_env = False`` (requests lets the
 ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` environment variables override ``verify`` otherwise —
-CRM_FACTS A1, psf/requests#3829).  Nothing here, or anywhere else, disables verification.
+psf/requests#3829).  Nothing here, or anywhere else, disables verification.
 """
 
 from __future__ import annotations

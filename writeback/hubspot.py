@@ -4,15 +4,16 @@ Every call goes through :class:`connectors.hubspot_http.HubSpotHttp` (limits, re
 ``Retry-After``, budget, OAuth refresh) around the generated hubspot-api-client methods.
 
 * **Install**: ``POST /crm-object-schemas/v3/schemas`` (``crm.schemas.core_api.create``; required
-  ``name, labels, properties, requiredProperties, associatedObjects``, CRM_FACTS D "Custom object
-  schema") with a unique ``kpi_key`` property (``hasUniqueValue``) as the primary display
+  ``name, labels, properties, requiredProperties, associatedObjects``, HubSpot OpenAPI
+  ``schemas.json``) with a unique ``kpi_key`` property (``hasUniqueValue``) as the primary display
   property. Custom objects need an Enterprise portal: a 403 there is reported as "cannot be
   written", naming every KPI it affects. Properties missing from an existing schema are added with
   ``POST /crm/v3/properties/{objectType}``. Companies and deals get a property group and KPI
   properties only for KPIs with account- or deal-level values (none in the catalogue today).
 * **Writeback**: ``POST /crm/v3/objects/{objectType}/batch/upsert`` with ``idProperty=kpi_key``
-  (``crm.objects.batch_api.upsert``), at most 100 inputs per call (CRM_FACTS D "Batch"); a 207
-  answer lists the refused inputs in ``errors[].context.ids``. Deletions use ``batch/archive``.
+  (``crm.objects.batch_api.upsert``), at most 100 inputs per call (objects guide,
+  developers.hubspot.com/docs/guides/crm/using-object-apis); a 207 answer lists the refused inputs
+  in ``errors[].context.ids``. Deletions use ``batch/archive``.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ from writeback.settings import WritebackSettings
 from writeback.spec import Column, Kind, TargetSpec
 
 CRM = "hubspot"
-#: Batch endpoints take at most 100 inputs (CRM_FACTS D "Batch").
+#: Batch endpoints take at most 100 inputs (objects guide,
+#: developers.hubspot.com/docs/guides/crm/using-object-apis).
 BATCH = 100
 _TYPES = {Kind.TEXT: ("string", "text"), Kind.USER: ("string", "text"),
           Kind.NUMBER: ("number", "number"), Kind.DATE: ("date", "date"),

@@ -3,8 +3,8 @@
 Everything goes through :class:`connectors.salesforce.SalesforceClient` (auth, re-login,
 retries, limits, API budget). Creation uses the **Tooling REST API** (``sobjects/CustomObject``,
 ``sobjects/CustomField``): simple-salesforce's ``mdapi`` builds its own zeep transport and would
-bypass the client's session (CRM_FACTS A1). A field created that way has no field-level security
-(CRM_FACTS C, simple-salesforce#621): install grants it through a permission set
+bypass the client's session (simple-salesforce 1.12 ``metadata.py``). A field created that way
+has no field-level security (simple-salesforce#621): install grants it through a permission set
 (``ObjectPermissions`` + ``FieldPermissions``, sforce_api_objects_fieldpermissions.htm) assigned
 to the API user and the configured assignees (``PermissionSetAssignment``).
 
@@ -37,7 +37,8 @@ from writeback.settings import WritebackSettings
 from writeback.spec import Column, Kind, TargetSpec
 
 CRM = "salesforce"
-#: sObject Collections take at most 200 records per call (CRM_FACTS C).
+#: sObject Collections take at most 200 records per call
+#: (resources_composite_sobjects_collections_create.htm).
 BATCH = 200
 _RETRIABLE = frozenset({"UNABLE_TO_LOCK_ROW"})
 _GONE = frozenset({"ENTITY_IS_DELETED", "NOT_FOUND", "INVALID_CROSS_REFERENCE_KEY"})

@@ -1,9 +1,10 @@
 """Associations v4: per-record read/create/delete, default associations, batch read/create/
-archive and labels (paths and success codes as hubspot-api-client 12 calls them, CRM_FACTS B3).
+archive and labels (paths and success codes as hubspot-api-client 12 calls them in
+``crm/associations/v4/api``).
 
-Batch read takes up to 1,000 inputs (changelog Feb 2025, CRM_FACTS D).  An input with no
-associations of the requested type comes back as an error entry of a 207, as HubSpot reports it
-(``crm.associations.NO_ASSOCIATIONS_FOUND``)."""
+Batch read takes up to 1,000 inputs (changelog "Batch Read Limit for HubSpot Associations API",
+Feb 2025).  An input with no associations of the requested type comes back as an error entry of
+a 207, as HubSpot reports it (``crm.associations.NO_ASSOCIATIONS_FOUND``)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """``/crm/v3/objects/{objectType}``: list, get, create, update, archive, search and batch.
 
-Success codes are exactly those hubspot-api-client deserialises (CRM_FACTS B3): create 201,
-batch/create 201, partial batch failures 207, archive and batch/archive 204, everything else 200.
+Success codes are exactly those hubspot-api-client 12 deserialises (``crm/objects/api/*.py``):
+create 201, batch/create 201, partial batch failures 207, archive and batch/archive 204,
+everything else 200.
 """
 
 from __future__ import annotations
@@ -305,7 +306,7 @@ class ObjectsApi:
         """Merge two records (``/crm/v3/objects/{type}/merge``): the primary keeps its id and
         values (empty ones filled from the other), lists the merged id in
         ``hs_merged_object_ids``, and takes over the other's associations; the merged id then
-        resolves to the primary, as HubSpot redirects it (CRM_FACTS G10)."""
+        resolves to the primary, as HubSpot redirects it (fivetran/dbt_hubspot#134)."""
         table = self.portal.table(object_type)
         body = self._body(request) or {}
         keep_key = str(body.get("primaryObjectId", ""))

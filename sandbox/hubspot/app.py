@@ -346,7 +346,7 @@ class HubSpotApp:
             self.limiter.set_tier(TIERS[tier])
         if any(k in settings for k in ("per_10s", "daily", "search_per_s")):
             # Budgets below the tier's, e.g. a tiny daily budget to test a connector that must
-            # pause and resume when the day's allowance is spent (CRM_FACTS G8).
+            # pause and resume when the day's allowance is spent (airbytehq/airbyte#8690).
             t = self.limiter.tier
             self.limiter.set_tier(
                 replace(

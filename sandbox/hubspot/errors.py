@@ -3,7 +3,7 @@
 Shapes follow HubSpot's published OpenAPI ``Error`` schema (``status``, ``message``,
 ``correlationId``, ``category``, optional ``subCategory``/``context``/``errors``/``links``) and,
 for 429s, the body quoted in HubSpot/hubspot-api-python#117 (``errorType: RATE_LIMIT`` with a
-``policyName``).  See CRM_FACTS D.
+``policyName``).
 """
 
 from __future__ import annotations

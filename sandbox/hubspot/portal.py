@@ -23,7 +23,7 @@ SEEDED_AT_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z: when the portal's sche
 
 
 def default_deal_pipeline() -> dict[str, Any]:
-    """Deals pipeline ``default``; metadata values are strings (pipelines guide, CRM_FACTS D)."""
+    """Deals pipeline ``default``; metadata values are strings (pipelines guide)."""
     stages = []
     for i, (label, (sid, prob, closed, _won)) in enumerate(STAGES.items()):
         stages.append(

@@ -1,9 +1,10 @@
 """HubSpot's API rate limits: a rolling 10-second budget and a daily budget per portal tier, and
 a separate per-second limit for the search endpoints.
 
-Numbers follow the usage-guidelines table quoted in CRM_FACTS D (Free/Starter 100 per 10 s and
-250,000 a day; Professional 190 per 10 s and 625,000 a day; Enterprise 190 per 10 s and 1,000,000
-a day) and the search guide (5 requests per second per account).  Headers follow the same page:
+Numbers follow the usage-guidelines table (developers.hubspot.com/docs/api/usage-details: Free/
+Starter 100 per 10 s and 250,000 a day; Professional 190 per 10 s and 625,000 a day; Enterprise
+190 per 10 s and 1,000,000 a day) and the search guide (5 requests per second per account).
+Headers follow the same page:
 ``X-HubSpot-RateLimit-Daily``, ``-Daily-Remaining`` (not sent on OAuth calls), ``-Interval-
 Milliseconds``, ``-Max``, ``-Remaining`` and the legacy ``-Secondly``/``-Secondly-Remaining``.
 Search responses carry none of them (the docs say search is rate limited separately).

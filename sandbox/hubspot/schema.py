@@ -1,9 +1,10 @@
 """Object types and property definitions of the emulated portal, described as data.
 
-Object type ids follow HubSpot's object-type-id table (CRM_FACTS D, "ObjectTypeIds").  Property
-names are HubSpot's own internal names; where a name is not confirmed by HubSpot docs the comment
-next to it says so.  Custom properties the sandbox org needs (cost, contract dates, ...) are
-created as a portal admin would: not ``hubspotDefined``, in their own group.
+Object type ids follow HubSpot's object-type-id table
+(developers.hubspot.com/docs/guides/crm/using-object-apis).  Property names are HubSpot's own
+internal names; where a name is not confirmed by HubSpot docs the comment next to it says so.
+Custom properties the sandbox org needs (cost, contract dates, ...) are created as a portal admin
+would: not ``hubspotDefined``, in their own group.
 """
 
 from __future__ import annotations

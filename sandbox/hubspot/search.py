@@ -1,7 +1,7 @@
 """CRM search: filterGroups → a polars mask over the base plus a predicate for overlay rows.
 
-Follows the HubSpot search guide (developers.hubspot.com/docs/api/crm/search) as summarised in
-CRM_FACTS D: groups are OR-ed, filters in a group AND-ed; at most 5 groups, 10 filters per group,
+Follows the HubSpot search guide (developers.hubspot.com/docs/api/crm/search):
+groups are OR-ed, filters in a group AND-ed; at most 5 groups, 10 filters per group,
 25 in all; ``limit`` ≤ 200 (default 10); ``after`` is an offset; results stop at 10,000 per query
 and asking for a page at or beyond it is a 400; one sorting rule, given either as
 ``{"propertyName", "direction"}`` or as a string (``"createdate"`` / ``"-createdate"``).

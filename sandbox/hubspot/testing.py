@@ -143,7 +143,8 @@ class HubSpotSandbox:
         return f"{self.base_url}/__sandbox"
 
     def client(self, **kw: Any) -> Any:
-        """hubspot-api-client pointed at the sandbox (CRM_FACTS B1: host, base_url, CA)."""
+        """hubspot-api-client pointed at the sandbox (host, base_url, CA; hubspot-api-client 12
+        ``discovery/discovery_base.py``)."""
         from hubspot import HubSpot
 
         kw.setdefault("access_token", self.token)

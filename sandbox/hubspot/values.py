@@ -1,8 +1,9 @@
 """Value conventions of HubSpot CRM v3: every property value travels as a string.
 
 Datetimes are ISO 8601 UTC with milliseconds (``2024-01-15T10:20:30.123Z``), dates are
-``YYYY-MM-DD``, booleans ``"true"``/``"false"``, numbers as decimal text (CRM_FACTS D, record
-shape).  Writes accept epoch milliseconds or ISO text for datetimes, as the API does.
+``YYYY-MM-DD``, booleans ``"true"``/``"false"``, numbers as decimal text (HubSpot
+OpenAPI ``SimplePublicObject``).  Writes accept epoch milliseconds or ISO text for datetimes, as
+the API does.
 """
 
 from __future__ import annotations

@@ -66,7 +66,8 @@ class Portal:
 
     def control(self, method: str, path: str, body: Any = None) -> Any:
         s = requests.Session()
-        s.trust_env = False  # REQUESTS_CA_BUNDLE must not override the sandbox CA (CRM_FACTS A1)
+        # REQUESTS_CA_BUNDLE must not override the sandbox CA (psf/requests#3829)
+        s.trust_env = False
         s.verify = self.server.ca_bundle
         r = s.request(method, f"{self.base_url}/__sandbox/{path}", json=body)
         assert r.status_code < 300, r.text

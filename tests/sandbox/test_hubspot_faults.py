@@ -56,7 +56,8 @@ def test_rate_limit_storm_is_a_429_the_client_can_retry(hubspot_sandbox: HubSpot
     assert exc.value.status == 429
     body = json.loads(exc.value.body)
     assert body["policyName"] == "SECONDLY" and exc.value.headers["Retry-After"] == "1"
-    # CRM_FACTS B2: urllib3 retries a POST only with allowed_methods=None; it honours Retry-After.
+    # urllib3 retries a POST only with allowed_methods=None; it honours Retry-After
+    # (HubSpot/hubspot-api-python#117).
     _fault(hubspot_sandbox, kind="rate_limit_storm", count=1)
     retrying = hubspot_sandbox.client(
         retry=Retry(total=3, status_forcelist=(429,), allowed_methods=None, backoff_factor=0)

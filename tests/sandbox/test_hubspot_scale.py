@@ -119,8 +119,8 @@ def test_search_cap_at_10k_and_windowing_on_timestamp_and_id(big: HubSpotSandbox
     with pytest.raises(DealsApiException) as exc:  # ...and following it is a 400
         _search(api, same_ts, after=10_000)
     assert exc.value.status == 400
-    # Windowing on the timestamp alone loops forever here (CRM_FACTS G1); on (timestamp, id)
-    # it gets every one of the deals that share the timestamp.
+    # Windowing on the timestamp alone loops forever here (airbytehq/airbyte#43317); on
+    # (timestamp, id) it gets every one of the deals that share the timestamp.
     got: list[str] = []
     last_id = 0
     while True:

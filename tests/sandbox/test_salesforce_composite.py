@@ -1,6 +1,6 @@
 """sObject Collections, composite/batch and Composite through ``Salesforce.restful``
-(simple-salesforce has no helper for them — CRM_FACTS A2); what each costs the org; sObject Get
-Updated / Get Deleted and their replication rules."""
+(simple-salesforce has no helper for them — see its 1.12 ``api.py``); what each costs the org;
+sObject Get Updated / Get Deleted and their replication rules."""
 
 from __future__ import annotations
 
