@@ -448,8 +448,8 @@ OBJECTS: tuple[HubSpotObject, ...] = (
             "lifecyclestage",
             "associatedcompanyid",
         ),
-        # Contacts carry ``lastmodifieddate``, not ``hs_lastmodifieddate`` (CRM_FACTS D;
-        # airbyte/supaglue issues): searching the wrong one silently returns nothing new.
+        # Contacts carry ``lastmodifieddate``, not ``hs_lastmodifieddate`` (amp-labs/connectors#45,
+        # supaglue-labs/supaglue#478): searching the wrong one silently returns nothing new.
         "lastmodifieddate",
         lead_row,
         associations=("deals",),
@@ -509,7 +509,7 @@ OBJECTS: tuple[HubSpotObject, ...] = (
     ),
     HubSpotObject(
         # Goal targets (0-74) through the objects API; property names per the goals guide
-        # (developers.hubspot.com/docs/api/crm/goals; CRM_FACTS D marks them unverified).
+        # (developers.hubspot.com/docs/api/crm/goals; the names are unverified).
         "goal_targets",
         "quotas",
         (

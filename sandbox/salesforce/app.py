@@ -185,7 +185,7 @@ class SalesforceApp:
 
     def rate_limit_response(self, request: Request) -> Response:
         # Salesforce has no 429: concurrency and API limits both come back as 403
-        # REQUEST_LIMIT_EXCEEDED (CRM_FACTS C, errorcodes.htm).
+        # REQUEST_LIMIT_EXCEEDED (errorcodes.htm).
         return self._with_limit_header(SalesforceError(
             403, "REQUEST_LIMIT_EXCEEDED", "ConcurrentPerOrgLongTxn Limit exceeded."
         ).response())  # fmt: skip
@@ -221,7 +221,8 @@ class SalesforceApp:
                 # StageName), so writability is not checked; system fields still are not set.
                 p = self.org.prepare_update(obj, record_id, values, check=False)
                 # An explicit SystemModstamp/LastModifiedDate simulates a change committed late
-                # (a long transaction): it lands *behind* a sync's watermark (CRM_FACTS G6).
+                # (a long transaction): it lands *behind* a sync's watermark
+                # (airbytehq/airbyte#27146).
                 for stamp in ("SystemModstamp", "LastModifiedDate"):
                     if values.get(stamp) is not None:
                         p.row[stamp] = values[stamp]
@@ -561,8 +562,9 @@ def _raw_value(f: FieldDef, value: Any) -> Any:
 class _DecodingRouter(Router):
     """Path parameters arrive percent-decoded, as the real API decodes them.
 
-    ``get_by_custom_id`` sends the external id through ``quote_plus`` (CRM_FACTS A2), so a GET's
-    ``value`` is decoded with ``+`` as a space; elsewhere ``+`` stays a plus.
+    ``get_by_custom_id`` sends the external id through ``quote_plus`` (simple-salesforce 1.12
+    ``api.py``), so a GET's ``value`` is decoded with ``+`` as a space; elsewhere ``+`` stays a
+    plus.
     """
 
     def add(self, method: str, pattern: str, handler: Handler) -> None:

@@ -1,6 +1,7 @@
 """OAuth 2.0 token endpoint and sessions of the sandbox org.
 
-Grants (developer.salesforce.com … remoteaccess_oauth_*_flow.htm; CRM_FACTS A4):
+Grants (developer.salesforce.com … remoteaccess_oauth_*_flow.htm; as simple-salesforce 1.12
+``login.py`` sends them):
 
 * ``client_credentials`` — client id/secret in HTTP Basic (as simple-salesforce sends them) or in
   the form body;

@@ -1,7 +1,7 @@
 """Bulk API 2.0 query jobs (``/services/data/vXX.X/jobs/query``) and ingest jobs (``jobs/ingest``).
 
-Follows api_asynch query_create_job.htm, query_get_job_results.htm and bulk_api_2_job_states.htm
-(CRM_FACTS A2/C): a job is created ``UploadComplete``, runs ``InProgress``, ends ``JobComplete``
+Follows api_asynch query_create_job.htm, query_get_job_results.htm and bulk_api_2_job_states.htm:
+a job is created ``UploadComplete``, runs ``InProgress``, ends ``JobComplete``
 (or ``Failed``/``Aborted``).  Results before completion are 412.  Results are CSV pages of at most
 ``maxRecords`` rows with ``Sforce-NumberOfRecords`` and ``Sforce-Locator`` (an opaque cursor,
 here base64 of the next row offset, and the string ``"null"`` on the last page) — simple-salesforce
@@ -238,7 +238,7 @@ class BulkHandlers:
     def results(self, request: Request, version: str, job_id: str) -> Response:
         job = self._job(job_id)
         if job.state != "JobComplete" or job.frame is None:
-            # 412 before JobComplete (query_get_job_results.htm; CRM_FACTS C).  The error code
+            # 412 before JobComplete (query_get_job_results.htm).  The error code
             # text is not documented; JOB_NOT_COMPLETE names the condition.
             raise SalesforceError(412, "JOB_NOT_COMPLETE",
                                   f"Job {job_id} is not complete: {job.state}")  # fmt: skip
@@ -390,7 +390,7 @@ class IngestHandlers:
         if job.state != "Open":
             raise SalesforceError(409, "INVALIDJOBSTATE", f"Job is {job.state}, not Open")
         job.data.append(request.body)
-        # simple-salesforce checks for exactly 201 Created (CRM_FACTS A2).
+        # simple-salesforce 1.12 checks for exactly 201 Created (``bulk2.py``).
         return Response(201, Headers(), b"")
 
     def patch(self, request: Request, version: str, job_id: str) -> Response:

@@ -1,7 +1,7 @@
 """Salesforce-shaped errors: ``[{"message", "errorCode", "fields"}]`` (REST error envelope).
 
-Follows developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/errorcodes.htm and
-CRM_FACTS C: the REST API answers errors as a JSON *list*; simple-salesforce reads
+Follows developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/errorcodes.htm:
+the REST API answers errors as a JSON *list*; simple-salesforce 1.12 (``api.py``) reads
 ``response.json()[0]['errorCode']`` on a 401 to decide whether to log in again.
 """
 

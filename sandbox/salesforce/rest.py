@@ -1,7 +1,7 @@
 """REST data API handlers: query/queryAll paging, sObject CRUD/describe, getUpdated/getDeleted,
 sObject Collections and ``composite/batch``.
 
-References (CRM_FACTS C): resources_query.htm and headers_queryoptions.htm (2,000-row pages,
+References: resources_query.htm and headers_queryoptions.htm (2,000-row pages,
 ``Sforce-Query-Options: batchSize`` between 200 and 2,000, path-only ``nextRecordsUrl``);
 dome_upsert.htm (201 + ``created: true`` / 200 + ``created: false`` from API 46, 300 on several
 matches); resources_composite_sobjects_collections_*.htm (≤200 records, HTTP 200 with per-record

@@ -1,8 +1,8 @@
 """The sandbox org's object model: sObjects, their fields, and describe output.
 
 Field and object names follow the Salesforce Object Reference (Lead, Opportunity, Task, Event,
-ForecastingQuota, CurrencyType, DatedConversionRate, PermissionSet, FieldPermissions, ...), see
-CRM_FACTS C.  Custom fields the seeded org carries (``Cost__c``, ``Lead__c``, ...) are listed here
+ForecastingQuota, CurrencyType, DatedConversionRate, PermissionSet, FieldPermissions, ...).
+Custom fields the seeded org carries (``Cost__c``, ``Lead__c``, ...) are listed here
 too; fields created later through the Tooling API are added at run time and stay invisible until
 field-level security is granted (``ObjectDef.add_field(..., needs_fls=True)``).
 """

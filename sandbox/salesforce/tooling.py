@@ -1,7 +1,7 @@
 """Tooling API (CustomObject, CustomField) and the Analytics reports API.
 
-Tooling (api_tooling customfield.htm / customobject.htm; CRM_FACTS C "Tooling API field
-creation"): ``POST tooling/sobjects/CustomField`` with ``{"FullName": "Account.Foo__c",
+Tooling (api_tooling customfield.htm / customobject.htm; simple-salesforce#621 on field
+creation): ``POST tooling/sobjects/CustomField`` with ``{"FullName": "Account.Foo__c",
 "Metadata": {"label", "type", ...}}`` adds the field to the org, **without field-level
 security**: describe and SOQL do not show it to the API user until a ``FieldPermissions`` row
 (``ParentId`` = a permission set assigned to the API user, ``Field`` = ``Account.Foo__c``,
