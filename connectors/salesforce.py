@@ -9,11 +9,21 @@
   ones are retried. Salesforce answers API-limit and concurrency refusals with 403
   ``REQUEST_LIMIT_EXCEEDED`` (errorcodes.htm), not 429: when the header says the daily allowance
   is spent that is a budget pause, otherwise a rate limit to back off from.
-* **Incremental** by ``SystemModstamp`` (CRM_FACTS C "Incremental sync"): every object is read with
-  ``queryAll`` ordered by ``SystemModstamp, Id`` from ``min(cursor, last sync start - look-back)``
-  (airbyte #27146: late-committed modstamps), de-duplicated by id in the store; ``IsDeleted``
-  rows are deletions. The first page of *every* object comes from one ``composite/batch`` call
-  (≤ 25 subrequests, resources_composite_batch.htm), so a quiet org costs one call per cycle.
+* **Incremental** by ``SystemModstamp`` (CRM_FACTS C "Incremental sync"): an object is read with
+  ``queryAll`` ordered by ``SystemModstamp, Id``, de-duplicated by id in the store; ``IsDeleted``
+  rows are deletions. **Which** objects to read is asked first, of all of them at once, in one
+  Composite call ("The entire series of requests counts as a single call toward your API limits",
+  resources_composite_composite_post.htm): per object an sObject Get Updated and a Get Deleted
+  over the window since its ``covered`` mark (resources_getupdated.htm, resources_getdeleted.htm).
+  Only objects with changes are queried, from that mark; the next mark is the answer's
+  ``latestDateCovered``, which stays at the start of a long-running transaction until it commits
+  (GetUpdatedResult), so its late-stamped records are not lost and nothing is re-read when
+  nothing changed: a quiet org costs one call per cycle. Objects Get Updated cannot serve (not
+  ``replicateable``, no modstamp, no mark yet, a mark past its 30/15-day reach) take the query
+  path from ``min(cursor, last sync start - look-back)`` (airbyte #27146: late-committed
+  modstamps), their first pages riding in the same Composite call as query subrequests (at most
+  5 a call). ``composite/batch`` is not used: "Each subrequest counts against rate limits"
+  (resources_composite_batch.htm).
 * **Bulk API 2.0** (``sf.bulk2``, query_get_job_results.htm) when the first page reports more
   than ``bulk_threshold`` rows: the CSV result pages stream into the store one page at a time.
 * Field lists come from ``describe`` (cached in the cursor state for ``describe_ttl_s``); every
@@ -71,8 +81,15 @@ CRM = "salesforce"
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 _TOKEN_PATH = "/services/oauth2/token"
 _LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
-# composite/batch takes at most 25 subrequests (resources_composite_batch.htm).
-MAX_BATCH = 25
+# Composite: "up to 25 subrequests ... up to 5 of these subrequests can be sObject Collections or
+# query operations, including Query and QueryAll requests" (resources_composite_composite_post.htm).
+COMPOSITE_MAX = 25
+COMPOSITE_MAX_QUERIES = 5
+# Get Updated answers "for no more than 30 days previous to the day the call is executed"
+# (resources_getupdated.htm); Get Deleted no further back than the recycle bin, 15 days
+# (resources_getdeleted.htm). A day's margin on each.
+UPDATED_REACH = dt.timedelta(days=29)
+DELETED_REACH = dt.timedelta(days=14)
 # ``finish`` revisits the leads of these objects' stored records; past _TOUCHED_MAX ids it runs
 # one statement over the whole connection instead of id lists of _IN_CHUNK.
 _CONVERSION_OBJECTS = frozenset({"Lead", "Opportunity"})
@@ -310,8 +327,16 @@ class SalesforceClient:
 
     def describe_fields(self, obj: str) -> dict[str, str]:
         """Field name → SOAP type (``boolean``, ``double``, ``datetime`` ...)."""
+        return self.describe_object(obj)[0]
+
+    def describe_object(self, obj: str) -> tuple[dict[str, str], dict[str, bool]]:
+        """Field types (as :meth:`describe_fields`) and the object's ``replicateable`` and
+        ``deletable`` flags (Get Updated / Get Deleted serve only objects that are:
+        object-specific_requirements_for_data_replication.htm)."""
         result = self.call(lambda sf: getattr(sf, obj).describe(), obj=obj)
-        return {str(f["name"]): str(f.get("type", "string")) for f in result.get("fields", [])}
+        types = {str(f["name"]): str(f.get("type", "string")) for f in result.get("fields", [])}
+        flags = {k: bool(result.get(k, False)) for k in ("replicateable", "deletable")}
+        return types, flags
 
     def _options(self, page_size: int | None) -> dict[str, str]:
         # Sforce-Query-Options batchSize: 200..2000, default 2000 (headers_queryoptions.htm).
@@ -338,16 +363,16 @@ class SalesforceClient:
         )
         return result
 
-    def composite_batch(
-        self, urls: Sequence[str], page_size: int | None = None
-    ) -> list[dict[str, Any]]:
-        body = {"batchRequests": [{"method": "GET", "url": u} for u in urls],
-                "haltOnError": False}  # fmt: skip
-        headers = self._options(page_size)
-        result = self.call(
-            lambda sf: sf.restful("composite/batch", method="POST", json=body, headers=headers)
-        )
-        return list((result or {}).get("results", []))
+    def composite(self, subrequests: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """One Composite call (independent subrequests, ``allOrNone`` false): the
+        ``compositeResponse`` entries, in order."""
+        body = {"allOrNone": False, "compositeRequest": list(subrequests)}
+        result = self.call(lambda sf: sf.restful("composite", method="POST", json=body))
+        answers = list((result or {}).get("compositeResponse", []))
+        if len(answers) != len(subrequests):
+            # One LIMIT_EXCEEDED entry instead of an answer per subrequest: nothing ran.
+            raise ApiError(f"composite request refused: {str(answers)[:200]}", crm=CRM)
+        return answers
 
     def bulk_pages(self, obj: str, soql: str, page_size: int) -> Iterator[str]:
         """CSV pages of a Bulk API 2.0 queryAll job (the whole job retried on failure)."""
@@ -372,6 +397,37 @@ def _bulk_create(sf: Salesforce, obj: str, soql: str, poll_s: float) -> str:
     job = client.create_job(Operation.query_all, soql, ColumnDelimiter.COMMA, LineEnding.LF)
     client.wait_for_job(job["id"], True, poll_s)
     return str(job["id"])
+
+
+def _minute(stamp: dt.datetime) -> dt.datetime:
+    return stamp.astimezone(dt.UTC).replace(second=0, microsecond=0)
+
+
+def _iso(stamp: dt.datetime) -> str:
+    """UTC ISO 8601 to the second, as :func:`connectors.values.timestamp` writes it."""
+    return stamp.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _covered(cursor: Cursor | None) -> dt.datetime | None:
+    """The object's ``covered`` mark: every change stamped before it has been read."""
+    raw = None if cursor is None else cursor.state.get("covered")
+    stamp = v.timestamp(raw) if raw else None
+    return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")) if stamp else None
+
+
+def _chunks(subs: Sequence[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """Subrequests packed into Composite calls of at most 25, at most 5 of them queries."""
+    chunk: list[dict[str, Any]] = []
+    queries = 0
+    for sub in subs:
+        is_query = "/queryAll/" in str(sub["url"]) or "/query/" in str(sub["url"])
+        if len(chunk) == COMPOSITE_MAX or (is_query and queries == COMPOSITE_MAX_QUERIES):
+            yield chunk
+            chunk, queries = [], 0
+        chunk.append(sub)
+        queries += is_query
+    if chunk:
+        yield chunk
 
 
 def _message(exc: SalesforceError) -> str:
@@ -486,6 +542,13 @@ class SalesforceSource:
         self._types: dict[str, dict[str, str]] = {}
         self._described: dict[str, str] = {}
         self._first: dict[str, dict[str, Any]] = {}
+        self._flags: dict[str, dict[str, bool]] = {}
+        #: This run's ``covered`` mark per object (the next Get Updated window starts there).
+        self._covered: dict[str, str] = {}
+        #: Objects Get Updated / Get Deleted found changed: read from their previous mark.
+        self._since: dict[str, dt.datetime] = {}
+        #: Objects Get Updated / Get Deleted found unchanged: nothing to read.
+        self._quiet: set[str] = set()
         self._start = dt.datetime.now(dt.UTC)
         self._touched: dict[str, set[str]] = {}
         self._touched_all = False
@@ -499,40 +562,128 @@ class SalesforceSource:
 
     # -- planning ---------------------------------------------------------------------------
     def prepare(self, cursors: Mapping[str, Cursor], *, full: bool) -> None:
-        """Describe what is stale, then fetch every object's first page in one batch call."""
+        """Describe what is stale, then ask in one Composite call which objects changed (and
+        fetch the first page of those Get Updated cannot serve)."""
         self._start = dt.datetime.now(dt.UTC)
-        self._first.clear()
+        for plan in (self._first, self._covered, self._since, self._quiet):
+            plan.clear()
         ttl = dt.timedelta(seconds=self.cfg.options.describe_ttl_s)
         stale: list[ObjectSpec] = []
         for spec in self._specs:
             state = cursors[spec.name].state if spec.name in cursors else {}
             described = state.get("described_at")
             fresh = described and self._start - dt.datetime.fromisoformat(described) < ttl
-            if full or not fresh or ("fields" not in state and not state.get("absent")):
+            known = "fields" in state and "flags" in state
+            if full or not fresh or (not known and not state.get("absent")):
                 stale.append(spec)
             else:
                 self._fields[spec.name] = None if state.get("absent") else list(state["fields"])
                 self._types[spec.name] = dict(state.get("types", {}))
+                self._flags[spec.name] = dict(state.get("flags", {}))
                 self._described[spec.name] = str(described)
         if stale:
             available = self.client.describe_global()
             for spec in stale:
                 self._describe(spec, available)
-        urls: dict[str, str] = {}
+        self._plan({n: None if full else c for n, c in cursors.items()})
+
+    def _plan(self, cursors: Mapping[str, Cursor | None]) -> None:
+        """Get Updated / Get Deleted for every object that has a ``covered`` mark within their
+        reach, a first-page query for the others; then the first pages of the changed ones."""
+        version = f"/services/data/v{self.cfg.api_version}"
+        # The seconds of start and end are ignored (polling_for_changes.htm: "a timespan between
+        # 12:30:15 and 12:35:15 ... between 12:30:00 and 12:35:00"): the window ends at the next
+        # whole minute so that it covers this one. What it answers never reaches past the call
+        # itself, and latestDateCovered ("less than or equal to endDate", GetUpdatedResult) is
+        # where the next window starts.
+        end = _minute(self._start) + dt.timedelta(minutes=1)
+        asks: list[tuple[str, str, dict[str, Any]]] = []
+        queried: list[str] = []
+        marks: dict[str, dt.datetime] = {}
+        recent: list[str] = []
         for spec in self._specs:
-            if self._fields.get(spec.name) is None:
+            name = spec.name
+            if self._fields.get(name) is None:
                 continue
-            soql = self._soql(spec, None if full else cursors.get(spec.name))
-            path = f"v{self.cfg.api_version}/queryAll/?q={urllib.parse.quote_plus(soql)}"
-            urls[spec.name] = path
-        names = list(urls)
-        for i in range(0, len(names), MAX_BATCH):
-            chunk = names[i : i + MAX_BATCH]
-            results = self.client.composite_batch([urls[n] for n in chunk], self.page_size)
-            for name, res in zip(chunk, results, strict=False):
-                if res.get("statusCode") == 200 and isinstance(res.get("result"), dict):
-                    self._first[name] = res["result"]
-                # Anything else: pages() queries that object on its own (and maps the error).
+            mark = _covered(cursors.get(name))
+            flags = self._flags.get(name, {})
+            if (
+                mark is None or self._cursor_field(name) is None
+                or not flags.get("replicateable") or mark < self._start - UPDATED_REACH
+                or (flags.get("deletable") and mark < self._start - DELETED_REACH)
+            ):  # fmt: skip
+                queried.append(name)
+                continue
+            marks[name] = mark
+            last = v.timestamp((cursors.get(name) or Cursor(None)).value)
+            if last is not None and last >= _iso(_minute(mark)):
+                # Read in the very minute its mark is in: Get Updated, reading whole minutes,
+                # will name those records again. Its first page comes along instead of a second
+                # call (re-reading only that minute's records).
+                recent.append(name)
+            window = urllib.parse.urlencode({"start": _iso(mark), "end": _iso(end)})
+            kinds = ("updated", "deleted") if flags.get("deletable") else ("updated",)
+            for kind in kinds:
+                url = f"{version}/sobjects/{name}/{kind}/?{window}"
+                asks.append((name, kind, {"method": "GET", "referenceId": f"{kind}_{name}",
+                                          "url": url}))  # fmt: skip
+        room = min(COMPOSITE_MAX - len(asks), COMPOSITE_MAX_QUERIES) - len(queried)
+        recent = recent[: max(0, room)]
+        self._since = {name: _minute(marks[name]) for name in recent}
+        answers = self._composite(asks, queried + recent, cursors)
+        changed: dict[str, dt.datetime] = {}
+        seen: dict[str, list[dict[str, Any]]] = {}
+        for (name, _kind, _sub), answer in zip(asks, answers, strict=True):
+            seen.setdefault(name, []).append(answer)
+        for name, got in seen.items():
+            mark = marks[name]
+            if any(a.get("httpStatusCode") != 200 or not isinstance(a.get("body"), dict)
+                   for a in got):  # fmt: skip
+                # Refused (a window out of reach, an object no longer replicated...): the query
+                # path, from the mark, finds what changed since.
+                changed[name] = mark
+                continue
+            covered = min(v.timestamp(a["body"].get("latestDateCovered")) or _iso(mark)
+                          for a in got)  # fmt: skip
+            self._covered[name] = covered
+            if name in self._first:
+                continue  # its first page came along: read as a changed object
+            if any(a["body"].get("ids") or a["body"].get("deletedRecords") for a in got):
+                changed[name] = mark
+            else:
+                self._quiet.add(name)
+        # What changed since the mark (its minute, as Get Updated read it) is read in full: the
+        # records a long transaction stamped early are there, since the mark waited for them.
+        self._since.update({name: _minute(mark) for name, mark in changed.items()})
+        self._composite([], [n for n in changed if n not in self._first], cursors)
+
+    def _composite(
+        self, asks: list[tuple[str, str, dict[str, Any]]], queried: list[str],
+        cursors: Mapping[str, Cursor | None],
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        """Send ``asks`` and the first-page queries of ``queried`` in as few Composite calls as
+        the limits allow; keep the query answers as first pages; return the others' answers."""
+        version = f"/services/data/v{self.cfg.api_version}"
+        # Sforce-Query-Options batchSize: 200..2000, default 2000 (headers_queryoptions.htm);
+        # a subrequest may carry the headers of its resource (requests_composite.htm).
+        headers = self.client._options(self.page_size)
+        subs = [sub for _, _, sub in asks]
+        for name in queried:
+            soql = self._soql(self._spec(name), cursors.get(name))
+            url = f"{version}/queryAll/?q={urllib.parse.quote_plus(soql)}"
+            subs.append({"method": "GET", "referenceId": f"query_{name}", "httpHeaders": headers,
+                         "url": url})  # fmt: skip
+        answers: list[dict[str, Any]] = []
+        for chunk in _chunks(subs):
+            answers += self.client.composite(chunk)
+        for name, answer in zip(queried, answers[len(asks) :], strict=True):
+            if answer.get("httpStatusCode") == 200 and isinstance(answer.get("body"), dict):
+                self._first[name] = answer["body"]
+            # Anything else: pages() queries that object on its own (and maps the error).
+        return answers[: len(asks)]
+
+    def _spec(self, name: str) -> ObjectSpec:
+        return next(spec for spec in self._specs if spec.name == name)
 
     def _describe(self, spec: ObjectSpec, available: set[str]) -> None:
         self._described[spec.name] = self._start.isoformat()
@@ -543,7 +694,7 @@ class SalesforceSource:
             self._fields[spec.name] = None
             self.notes.append(f"{spec.name}: not in this org (feature off); skipped")
             return
-        have = self.client.describe_fields(spec.name)
+        have, self._flags[spec.name] = self.client.describe_object(spec.name)
         wanted = list(dict.fromkeys(spec.fields))
         missing = [f for f in wanted if f not in have]
         if "Id" in missing:
@@ -567,7 +718,7 @@ class SalesforceSource:
         cf = self._cursor_field(spec.name)
         if cf is None:
             return base  # no modstamp: small reference objects are re-read every cycle
-        mark = self._watermark(cursor)
+        mark = self._since.get(spec.name) or self._watermark(cursor)
         where = "" if mark is None else format_soql(f" WHERE {cf} >= {{}}", mark)
         return f"{base}{where} ORDER BY {cf}, Id"
 
@@ -601,8 +752,20 @@ class SalesforceSource:
             return
         state["fields"] = fields
         state["types"] = self._types.get(spec.name, {})
+        state["flags"] = self._flags.get(spec.name, {})
         cf = self._cursor_field(spec.name)
         last = None if full or cursor is None else cursor.value
+        # The covered mark moves with the object's last page only: a pull cut short resumes
+        # from the old one. Read by the query path, an object's next window starts where this
+        # run's look-back would have (min(cursor, start - look-back)).
+        before = None if full or cursor is None else cursor.state.get("covered")
+        done_state = {**state, "covered": self._covered.get(spec.name) or _iso(
+            _minute(self._start - dt.timedelta(seconds=self.cfg.options.lookback_s)))}  # fmt: skip
+        if before:
+            state["covered"] = before
+        if spec.name in self._quiet:
+            yield Page(cursor=Cursor(last, done_state))
+            return
         first = self._first.pop(spec.name, None)
         soql = self._soql(spec, None if full else cursor)
         if first is None:
@@ -631,20 +794,21 @@ class SalesforceSource:
                 first = self.client.query(soql, obj=spec.name, page_size=self.page_size)
         total = int(first.get("totalSize", 0))
         if not first.get("done", True) and total > self.cfg.options.bulk_threshold:
-            yield from self._bulk(spec, soql.split(" ORDER BY ")[0], state, last, cf)
+            yield from self._bulk(spec, soql.split(" ORDER BY ")[0], done_state, last, cf)
             return
         result = first
         while True:
             records = [_strip(r) for r in result.get("records", [])]
             if cf is not None and records and records[-1].get(cf):
                 last = v.timestamp(records[-1][cf]) or last
+            final = bool(result.get("done", True) or not result.get("nextRecordsUrl"))
             page = Page(
                 records=[r for r in records if not _is_deleted(r)],
                 deleted=[r for r in records if _is_deleted(r)],
-                cursor=Cursor(last, dict(state)),
+                cursor=Cursor(last, dict(done_state if final else state)),
             )
             yield page
-            if result.get("done", True) or not result.get("nextRecordsUrl"):
+            if final:
                 return
             result = self.client.query_more(
                 str(result["nextRecordsUrl"]), obj=spec.name, page_size=self.page_size

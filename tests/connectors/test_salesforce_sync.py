@@ -33,18 +33,22 @@ def test_full_pull_costs_one_call_per_page_plus_a_constant(
     sf_org: SfOrg, sqlite_store: Store
 ) -> None:
     source = SalesforceSource(sf_org.config(), page_size=PAGE)
+    used_before = sf_org.app.api_usage
     run(sqlite_store, source)
     calls = Counter(f"{e['method']} {e['endpoint']}" for e in sf_org.requests())
     n_objects = len(source.objects())
     pages = sum(math.ceil(f.height / PAGE) for f in sf_org.app._frames.values())
-    # token + global describe + one describe per object + one composite/batch carrying every
-    # object's first page; then one queryMore per further page.
+    # token + global describe + one describe per object + the Composite calls carrying every
+    # object's first page (at most 5 queries each); then one queryMore per further page.
+    composite = math.ceil(n_objects / 5)
     assert calls["POST /services/oauth2/token"] == 1
     assert calls["GET /services/data/v{version}/sobjects/{sobject}/describe"] == n_objects
-    assert calls["POST /services/data/v{version}/composite/batch"] == 1
-    assert sum(calls.values()) == 3 + n_objects + (pages - n_objects)
-    # The token request is a login, not an API request: counted apart.
-    assert sum(calls.values()) - 1 == source.api_calls
+    assert calls["POST /services/data/v{version}/composite"] == composite
+    assert calls["POST /services/data/v{version}/composite/batch"] == 0
+    assert sum(calls.values()) == 2 + n_objects + composite + (pages - n_objects)
+    # The token request is a login, not an API request: counted apart. What we count is what
+    # the org charged.
+    assert sum(calls.values()) - 1 == source.api_calls == sf_org.app.api_usage - used_before
     assert source.client.auth_calls == 1
 
 
@@ -79,13 +83,16 @@ def test_incremental_sync_picks_up_exactly_the_edits_deletes_and_creates(
     new_id = created["id"]
 
     sf_org.clear_log()
+    used_before = sf_org.app.api_usage
     result = run(sqlite_store, source)
     s = result.stats
     assert (s.inserted, s.updated, s.deleted) == (1, 2, 2)
-    # The changes fit in the batch probe's first pages: one call (the request log may still be
-    # catching up with the create above, hence the filter).
+    # Two calls: one Composite asks every object what changed (Get Updated / Get Deleted), one
+    # more carries the first pages of the five that did (a Composite takes five queries); the
+    # request log may still be catching up with the create above, hence the filter.
     ours = [e for e in sf_org.requests() if not e["path"].endswith("/sobjects/Account")]
-    assert len(ours) == 1
+    assert [e["path"].rsplit("/", 1)[-1] for e in ours] == ["composite", "composite"]
+    assert result.stats.api_calls == 2 == sf_org.app.api_usage - used_before
     text = sqlite_store.canonical_text("sf")
     opps = text["opportunities"]
     assert opps.filter(opps["id"] == opp)["amount"].to_list() == ["4321.5"]
