@@ -90,6 +90,10 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+# One encoder for every record stored: ``json.dumps`` with options builds a new one per call.
+_JSON = json.JSONEncoder(sort_keys=True, default=str)
+
+
 @dataclass(frozen=True)
 class Cursor:
     """Where the next incremental pull of one object starts (opaque to the store)."""
@@ -149,6 +153,71 @@ class Batch:
         self._conn = conn
         self._connection = connection
         self._dialect = dialect
+        # "?" for sqlite3 (qmark), "%s" for psycopg (format): the driver's own paramstyle.
+        self._mark = "?" if dialect == "sqlite" else "%s"
+
+    # -- bulk writes at the driver ------------------------------------------------------------
+    # The page writes of a sync (raw records, canonical rows) are most of its time: their rows
+    # go to the driver's executemany as tuples, with SQL built once per table and column set,
+    # instead of through SQLAlchemy's per-row parameter processing. The statement is the same
+    # on both databases: INSERT .. ON CONFLICT (key) DO UPDATE SET c = excluded.c
+    # (https://www.sqlite.org/lang_upsert.html,
+    # https://www.postgresql.org/docs/current/sql-insert.html#SQL-ON-CONFLICT).
+    def _upsert_sql(self, table: sa.Table, columns: Sequence[str], keys: Sequence[str]) -> str:
+        cache_key = (table.name, tuple(columns), tuple(keys), self._dialect)
+        sql = _SQL_CACHE.get(cache_key)
+        if sql is None:
+            q = self._conn.dialect.identifier_preparer.quote
+            names = ", ".join(q(c) for c in columns)
+            marks = ", ".join([self._mark] * len(columns))
+            updates = ", ".join(f"{q(c)} = excluded.{q(c)}" for c in columns if c not in keys)
+            action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
+            sql = (
+                f"INSERT INTO {q(table.name)} ({names}) VALUES ({marks}) "
+                f"ON CONFLICT ({', '.join(q(k) for k in keys)}) {action}"
+            )
+            _SQL_CACHE[cache_key] = sql
+        return sql
+
+    def _upsert_many(
+        self,
+        table: sa.Table,
+        columns: Sequence[str],
+        keys: Sequence[str],
+        params: Sequence[tuple[Any, ...]],
+    ) -> None:
+        """Upsert ``params`` (tuples in ``columns`` order, already in the driver's types)."""
+        if params:
+            self._conn.exec_driver_sql(self._upsert_sql(table, columns, keys), list(params))
+
+    def _bind(self, column: sa.Column[Any], value: Any) -> Any:
+        """``value`` as SQLAlchemy would hand it to the driver for ``column`` (a SQLite
+        timestamp is text in SQLAlchemy's format, so reads through SQLAlchemy still parse it)."""
+        process = column.type.bind_processor(self._conn.dialect)
+        return value if process is None else process(value)
+
+    def _has_rows(self, table: sa.Table, obj: str) -> bool:
+        """Whether ``table`` holds anything of this connection's ``obj`` (one index probe)."""
+        found = self._conn.execute(
+            sa.select(sa.literal(1))
+            .where(table.c.connection == self._connection, table.c.object == obj)
+            .limit(1)
+        ).first()
+        return found is not None
+
+    def _existing_data(self, obj: str, ids: Sequence[str]) -> dict[str, str]:
+        """record id -> stored JSON, of ``ids`` already stored."""
+        q = self._conn.dialect.identifier_preparer.quote
+        existing: dict[str, str] = {}
+        for chunk in _chunks(ids, 500):
+            sql = (
+                f"SELECT {q('record_id')}, {q('data')} FROM {q('raw_records')} "
+                f"WHERE {q('connection')} = {self._mark} AND {q('object')} = {self._mark} "
+                f"AND {q('record_id')} IN ({', '.join([self._mark] * len(chunk))})"
+            )
+            result = self._conn.exec_driver_sql(sql, (self._connection, obj, *chunk))
+            existing.update({str(rid): str(data) for rid, data in result})
+        return existing
 
     # -- generic upsert ---------------------------------------------------------------------
     def _upsert(
@@ -180,43 +249,31 @@ class Batch:
         """Store records as last seen; returns (inserted, updated) counts."""
         if not records:
             return 0, 0
-        ids = [rid for rid, _ in records]
-        existing: dict[str, str] = {}
         t = db.raw_records
-        for chunk in _chunks(ids, 500):
-            result = self._conn.execute(
-                sa.select(t.c.record_id, t.c.data).where(
-                    t.c.connection == self._connection,
-                    t.c.object == obj,
-                    t.c.record_id.in_(chunk),
-                )
-            )
-            existing.update({str(rid): str(data) for rid, data in result})
-        now = utcnow()
-        rows = {
-            rid: {
-                "connection": self._connection,
-                "object": obj,
-                "record_id": rid,
-                "data": json.dumps(rec, sort_keys=True, default=str),
-                "seen_at": now,
-            }
-            for rid, rec in records
-        }
-        self._upsert(t, list(rows.values()), ("connection", "object", "record_id"), True)
-        # A record that comes back after a deletion is alive again.
+        # The last copy of a record wins; rows go in key order (B-tree inserts stay local).
+        data = {rid: _JSON.encode(rec) for rid, rec in records}
+        ids = sorted(data)
+        existing = self._existing_data(obj, ids)
+        seen_at = self._bind(t.c.seen_at, utcnow())
+        columns = ("connection", "object", "record_id", "data", "seen_at")
+        keys = ("connection", "object", "record_id")
+        params = [(self._connection, obj, rid, data[rid], seen_at) for rid in ids]
+        self._upsert_many(t, columns, keys, params)
+        # A record that comes back after a deletion is alive again (nothing to do when none of
+        # the object's records was ever deleted: one probe instead of a delete per 500 ids).
         d = db.deletions
-        for chunk in _chunks(ids, 500):
-            self._conn.execute(
-                sa.delete(d).where(
-                    d.c.connection == self._connection, d.c.object == obj, d.c.record_id.in_(chunk)
+        if self._has_rows(d, obj):
+            for chunk in _chunks(ids, 500):
+                self._conn.execute(
+                    sa.delete(d).where(
+                        d.c.connection == self._connection,
+                        d.c.object == obj,
+                        d.c.record_id.in_(chunk),
+                    )
                 )
-            )
         # A record re-read unchanged (look-back window, replay after a crash) is no update.
-        inserted = sum(1 for rid in rows if rid not in existing)
-        updated = sum(
-            1 for rid, row in rows.items() if rid in existing and existing[rid] != row["data"]
-        )
+        inserted = sum(1 for rid in ids if rid not in existing)
+        updated = sum(1 for rid in ids if rid in existing and existing[rid] != data[rid])
         return inserted, updated
 
     # -- canonical rows ---------------------------------------------------------------------
@@ -239,14 +296,18 @@ class Batch:
         unknown = set(first) - valid
         if unknown:
             raise ValueError(f"{table}: unknown canonical column(s) {sorted(unknown)}")
-        dedup = {
+        cols = list(first)
+        if insert:
+            dedup = {key: row for key, row in rows}  # the last row of a key wins
+            columns = ("connection", "row_key", *cols)
+            params = [(self._connection, key, *[dedup[key][c] for c in cols])
+                      for key in sorted(dedup)]  # fmt: skip
+            self._upsert_many(t, columns, ("connection", "row_key"), params)
+            return
+        dedup_rows = {
             key: {"connection": self._connection, "row_key": key, **dict(row)} for key, row in rows
         }
-        values = list(dedup.values())
-        if insert:
-            self._upsert(t, values, ("connection", "row_key"), True)
-            return
-        cols = list(first)
+        values = list(dedup_rows.values())
         stmt = (
             sa.update(t)
             .where(t.c.connection == sa.bindparam("b_connection"))
@@ -308,7 +369,7 @@ class Batch:
             "object": obj,
             "record_id": record_id,
             "reason": reason[:2000],
-            "payload": json.dumps(payload, sort_keys=True, default=str),
+            "payload": _JSON.encode(payload),
             "recorded_at": utcnow(),
         }
         self._upsert(db.quarantine, [row], ("connection", "object", "record_id"), True)
@@ -316,6 +377,8 @@ class Batch:
     def release(self, obj: str, ids: Sequence[str]) -> None:
         """Drop quarantine entries of records that are now fine (or gone)."""
         q = db.quarantine
+        if not ids or not self._has_rows(q, obj):
+            return  # nothing of the object is in quarantine: one probe, no deletes
         for chunk in _chunks(list(ids), 500):
             self._conn.execute(
                 sa.delete(q).where(
@@ -333,6 +396,10 @@ class Batch:
             "updated_at": utcnow(),
         }
         self._upsert(db.cursors, [row], ("connection", "object"), True)
+
+
+# SQL of the driver-level upserts, by (table, columns, key, dialect).
+_SQL_CACHE: dict[tuple[str, tuple[str, ...], tuple[str, ...], str], str] = {}
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
