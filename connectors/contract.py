@@ -46,17 +46,16 @@ def row_problems(table: str, rows: Sequence[CanonicalRow], *, partial: bool) -> 
     OpportunityCompetitor's ``competitor``/``competitor_price``); only their values are checked,
     not the required columns they do not carry.
     """
-    problems: dict[int, str] = {}
-    for i, row in enumerate(rows):
-        for column, value in row.items():
-            problem = text_problem(column, value)
-            if problem is not None:
-                problems[i] = problem
-                break
+    problems = _text_problems(rows)
     spec = TABLES[table]
     columns = list(spec.columns)
     if not rows:
         return problems
+    schema = {c: pl.String for c in columns}
+    if not problems and not partial:
+        # The common case, built in one call (a page is thousands of rows).
+        frame = pl.from_dicts(rows, schema=schema)
+        return _engine_problems(table, frame, problems)
     data = {c: [None if i in problems else r.get(c) for i, r in enumerate(rows)] for c in columns}
     if partial:
         # Stand-ins for the owner's columns, so only the given values can fail.
@@ -71,7 +70,32 @@ def row_problems(table: str, rows: Sequence[CanonicalRow], *, partial: bool) -> 
         if "id" in columns:
             # Many rows of one object may fill one owner row: no duplicate-id check here.
             data["id"] = [str(i) for i in range(len(rows))]
-    frame = pl.DataFrame(data, schema={c: pl.String for c in columns})
+    return _engine_problems(table, pl.DataFrame(data, schema=schema), problems)
+
+
+def _text_problems(rows: Sequence[CanonicalRow]) -> dict[int, str]:
+    """:func:`text_problem` of every value, by position of the row (its first problem)."""
+    try:
+        # Nearly every page is clean: one look at all its text at once says so. Joining keeps a
+        # lone surrogate lone (two halves from two values never pair up in a ``str``).
+        joined = "".join([value for row in rows for value in row.values() if value is not None])
+        if "\x00" not in joined:
+            joined.encode("utf-8")
+            return {}
+    except (UnicodeEncodeError, TypeError):
+        pass
+    problems: dict[int, str] = {}
+    for i, row in enumerate(rows):
+        for column, value in row.items():
+            problem = text_problem(column, value)
+            if problem is not None:
+                problems[i] = problem
+                break
+    return problems
+
+
+def _engine_problems(table: str, frame: pl.DataFrame, problems: dict[int, str]) -> dict[int, str]:
+    """``problems`` plus what the KPI engine refuses in ``frame`` (one row per position)."""
     _, bad = validate_table(table, frame)
     for line, reason in bad.select("line", "reason").iter_rows():
         problems.setdefault(int(line) - 2, str(reason))
