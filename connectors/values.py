@@ -33,11 +33,11 @@ def timestamp(value: Any) -> str | None:
             parsed = dt.datetime.fromtimestamp(int(raw) / 1000, dt.UTC)
         else:
             parsed = dt.datetime.fromisoformat(raw)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    utc = parsed.astimezone(dt.UTC)
-    # Four-digit years always: strftime's %Y writes year 1 as "1" on glibc.
-    return f"{utc.year:04d}" + utc.strftime("-%m-%dT%H:%M:%SZ")
+    if parsed.tzinfo is not None and parsed.utcoffset():
+        parsed = parsed.astimezone(dt.UTC)
+    # isoformat() writes four-digit years always (strftime's %Y writes year 1 as "1" on glibc)
+    # and is cheaper: this runs for every timestamp of every record.
+    return parsed.replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 def date(value: Any) -> str | None:
