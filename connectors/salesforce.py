@@ -569,6 +569,7 @@ class SalesforceSource:
             plan.clear()
         ttl = dt.timedelta(seconds=self.cfg.options.describe_ttl_s)
         stale: list[ObjectSpec] = []
+        synced: dict[str, list[str]] = {}
         for spec in self._specs:
             state = cursors[spec.name].state if spec.name in cursors else {}
             described = state.get("described_at")
@@ -576,6 +577,7 @@ class SalesforceSource:
             known = "fields" in state and "flags" in state
             if full or not fresh or (not known and not state.get("absent")):
                 stale.append(spec)
+                synced[spec.name] = list(state.get("fields") or [])
             else:
                 self._fields[spec.name] = None if state.get("absent") else list(state["fields"])
                 self._types[spec.name] = dict(state.get("types", {}))
@@ -584,7 +586,7 @@ class SalesforceSource:
         if stale:
             available = self.client.describe_global()
             for spec in stale:
-                self._describe(spec, available)
+                self._describe(spec, available, synced.get(spec.name))
         self._plan({n: None if full else c for n, c in cursors.items()})
 
     def _plan(self, cursors: Mapping[str, Cursor | None]) -> None:
@@ -685,7 +687,10 @@ class SalesforceSource:
     def _spec(self, name: str) -> ObjectSpec:
         return next(spec for spec in self._specs if spec.name == name)
 
-    def _describe(self, spec: ObjectSpec, available: set[str]) -> None:
+    def _describe(
+        self, spec: ObjectSpec, available: set[str], synced: Sequence[str] | None = None
+    ) -> None:
+        """Fields, types and flags of ``spec``; ``synced``: the fields it was read with so far."""
         self._described[spec.name] = self._start.isoformat()
         if spec.name not in available:
             if not spec.optional:
@@ -699,6 +704,14 @@ class SalesforceSource:
         missing = [f for f in wanted if f not in have]
         if "Id" in missing:
             raise ConfigError("object has no Id field", crm=CRM, object=spec.name)
+        gone = [f"{spec.name}.{f}" for f in synced or () if f in missing]
+        if gone:
+            # A quiet cycle reads no object, so a field deleted (or made unreadable) since the
+            # last read may first show here, when the describe is renewed: dropping it would
+            # null its stored values at the object's next change (G9). Stop, as a query would.
+            raise ConfigError(f"mapped field {', '.join(gone)} is no longer readable by the API "
+                              "user (deleted, or its field-level security removed)", crm=CRM,
+                              object=spec.name)  # fmt: skip
         for f in missing:
             if f not in ("IsDeleted", "SystemModstamp", "LastModifiedDate"):
                 self.notes.append(f"{spec.name}.{f}: field not in org; column left empty")

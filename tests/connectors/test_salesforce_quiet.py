@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
+from connectors.base import sync_connection
+from connectors.errors import ConfigError
 from connectors.salesforce import SalesforceSource
 from connectors.store import Store
 from sandbox.salesforce.org import format_sf_datetime
@@ -117,3 +121,22 @@ def test_an_object_the_org_does_not_replicate_rides_in_the_same_call(
     sf_org.edit("Task", task, {"CallDisposition": "Left voicemail"})
     charged, result = _charged(sf_org, source, sqlite_store)
     assert charged == 1 and result.stats.updated == 1  # type: ignore[attr-defined]
+
+
+def test_a_field_gone_while_quiet_fails_at_the_next_describe(
+    sf_org: SfOrg, sqlite_store: Store
+) -> None:
+    # Quiet cycles read no object, so the query that used to trip over a deleted field does not
+    # run; the renewed describe must not quietly drop it (its stored values would be nulled at
+    # the object's next change).
+    source = SalesforceSource(sf_org.config(describe_ttl_s=0))
+    run(sqlite_store, source)
+    before = sqlite_store.canonical_text("sf")["opportunities"]
+    sf_org.app.configure({"delete_fields": ["Opportunity.Cost__c"]})
+    try:
+        with pytest.raises(ConfigError) as exc:
+            sync_connection(sqlite_store, "sf", source)
+    finally:
+        sf_org.app.configure({"undelete_fields": ["Opportunity.Cost__c"]})
+    assert "Opportunity.Cost__c" in str(exc.value) and "no longer readable" in str(exc.value)
+    assert sqlite_store.canonical_text("sf")["opportunities"].equals(before)
