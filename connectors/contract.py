@@ -117,6 +117,13 @@ def claimed_ids(
     raw, q = db.raw_records, db.quarantine
     held: dict[str, str] = {}
     with store.engine.connect() as conn:
+        anything = conn.execute(
+            sa.select(sa.literal(1))
+            .where(raw.c.connection == connection, raw.c.object.in_(list(objects)))
+            .limit(1)
+        ).first()
+        if anything is None:
+            return held  # the other objects hold nothing yet (the first of them in a full pull)
         for i in range(0, len(ids), 500):
             chunk = list(ids[i : i + 500])
             quarantined = (

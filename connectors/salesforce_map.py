@@ -112,6 +112,8 @@ def _read(
 ) -> str | None:
     """``parse`` of one field; a value it cannot read is a quarantine reason naming the field."""
     value = record.get(name)
+    if value is None:
+        return None  # every parser reads a null as null; most custom fields are empty
     try:
         return parse(value)
     except (ValueError, OverflowError):

@@ -16,8 +16,11 @@ def is_blank(value: Any) -> bool:
 
 
 def text(value: Any) -> str | None:
-    if is_blank(value):
+    # Spelled out rather than through is_blank: it runs for most fields of every record.
+    if value is None:
         return None
+    if isinstance(value, str):
+        return value if value.strip() else None
     return str(value)
 
 
