@@ -59,10 +59,13 @@ SF_REST_PAGE = 2000
 # developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/query_get_job_results.htm).
 # The minimum is computed with the set size the sandbox serves when it is omitted.
 SF_BULK_PAGE = 50_000
-# composite/batch runs "up to 25 subrequests in a single request" (developer.salesforce.com/docs/
-# atlas.en-us.api_rest.meta/api_rest/resources_composite_batch.htm): describes and first query
-# pages of up to 25 objects fit in one call.
+# composite/batch charges every subrequest ("Each subrequest counts against rate limits",
+# developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_composite_batch.htm);
+# a Composite request counts as one call for up to 25 subrequests, "up to 5 of these subrequests
+# can be sObject Collections or query operations" (resources_composite_composite_post.htm):
+# describes of up to 25 objects, first query pages of up to 5, fit in one call.
 SF_BATCH = 25
+SF_QUERIES_PER_CALL = 5
 # CRM v3 list pages return at most 100 records (``limit`` max 100: developers.hubspot.com/docs/
 # api/crm/understanding-the-crm, "Paging").
 HS_PAGE = 100
@@ -81,14 +84,14 @@ LINEAR_LIMIT = 11.5
 def salesforce_minimum(records: Mapping[str, int]) -> tuple[int, str]:
     """The fewest calls a full pull of these objects can take, and how it is made up.
 
-    One composite/batch per 25 objects for the describes (+ describeGlobal), one per 25 objects
+    One Composite call per 25 objects for the describes (+ describeGlobal), one per 5 objects
     for the first query pages; then per object the cheaper of more REST pages
     (ceil(n/2,000) - 1) or a Bulk API 2.0 job (create + one status poll + ceil(n/50,000)
     result sets).
     """
     n_obj = len(records)
     meta = math.ceil((n_obj + 1) / SF_BATCH)
-    first = math.ceil(n_obj / SF_BATCH)
+    first = math.ceil(n_obj / SF_QUERIES_PER_CALL)
     rest = bulk = 0
     extra = 0
     for n in records.values():
