@@ -5,11 +5,12 @@
   ``token_url``. A 401 ``INVALID_SESSION_ID`` logs in again and retries the call.
 * **One choke point** (:meth:`SalesforceClient.call`): every call passes the budget guard and the
   rate limiter, is counted, reads ``Sforce-Limit-Info`` (headers_api_usage.htm), and maps
-  simple-salesforce's status exceptions (CRM_FACTS A3) onto ``connectors.errors``; only retriable
-  ones are retried. Salesforce answers API-limit and concurrency refusals with 403
-  ``REQUEST_LIMIT_EXCEEDED`` (errorcodes.htm), not 429: when the header says the daily allowance
-  is spent that is a budget pause, otherwise a rate limit to back off from.
-* **Incremental** by ``SystemModstamp`` (CRM_FACTS C "Incremental sync"): an object is read with
+  simple-salesforce's status exceptions (simple-salesforce 1.12 ``util.py``
+  ``exception_handler``) onto ``connectors.errors``; only retriable ones are retried. Salesforce
+  answers API-limit and concurrency refusals with 403 ``REQUEST_LIMIT_EXCEEDED``
+  (errorcodes.htm), not 429: when the header says the daily allowance is spent that is a budget
+  pause, otherwise a rate limit to back off from.
+* **Incremental** by ``SystemModstamp`` (system_fields.htm): an object is read with
   ``queryAll`` ordered by ``SystemModstamp, Id``, de-duplicated by id in the store; ``IsDeleted``
   rows are deletions. **Which** objects to read is asked first, of all of them at once, in one
   Composite call ("The entire series of requests counts as a single call toward your API limits",
@@ -122,8 +123,8 @@ class _GuardedSession(requests.Session):
         #: "METHOD /path" of the last request sent (no query string: it may hold SOQL literals);
         #: names the call in retry log lines.
         self.last_call = "request"
-        # REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE would override ``verify`` (CRM_FACTS A1, psf/requests
-        # #3829): settings decide which CA to trust, not the environment.
+        # REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE would override ``verify`` (psf/requests#3829):
+        # settings decide which CA to trust, not the environment.
         self.trust_env = False
 
     def request(self, method: str | bytes, url: str | bytes, *a: Any, **kw: Any) -> Any:
