@@ -57,13 +57,21 @@ SF_REST_PAGE = 2000
 # to retrieve per set of results for the query. The request is still subject to the size
 # limits"; if omitted "the server uses a default value based on the service",
 # developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/query_get_job_results.htm).
-# The minimum is computed with the set size the sandbox serves when it is omitted.
+# The minimum is computed with the set size the sandbox serves when it is omitted (its stand-in
+# for the service's default); a query job costs its create (query_create_job.htm), at least one
+# status read before its results may be read (query_walkthrough.htm: monitor the job's state,
+# "Repeat this step until the state is JobComplete"; results need "the state JobComplete",
+# query_get_job_results.htm) and one call per result set.
 SF_BULK_PAGE = 50_000
-# composite/batch charges every subrequest ("Each subrequest counts against rate limits",
-# developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_composite_batch.htm);
-# a Composite request counts as one call for up to 25 subrequests, "up to 5 of these subrequests
-# can be sObject Collections or query operations" (resources_composite_composite_post.htm):
-# describes of up to 25 objects, first query pages of up to 5, fit in one call.
+SF_BULK_JOB = 2
+# A Composite request "counts as a single call toward your API limits" for up to 25 subrequests,
+# of which "up to 5 ... can be sObject Collections or query operations"; it carries "all sObject
+# resources (/services/data/vXX.X/sobjects/)", sObject Describe among them (developer.salesforce.
+# com/docs/atlas.en-us.api_rest.meta/api_rest/resources_composite_composite_post.htm). So the
+# describes of 25 objects are one call (an object the user cannot see answers 404 there, so no
+# Describe Global is needed), and the first query pages of 5 objects are one call. composite/batch
+# charges every subrequest ("Each subrequest counts against rate limits", resources_composite_
+# batch.htm), so it saves nothing. Describes come first: the query's field list needs them.
 SF_BATCH = 25
 SF_QUERIES_PER_CALL = 5
 # CRM v3 list pages return at most 100 records (``limit`` max 100: developers.hubspot.com/docs/
@@ -84,27 +92,24 @@ LINEAR_LIMIT = 11.5
 def salesforce_minimum(records: Mapping[str, int]) -> tuple[int, str]:
     """The fewest calls a full pull of these objects can take, and how it is made up.
 
-    One Composite call per 25 objects for the describes (+ describeGlobal), one per 5 objects
-    for the first query pages; then per object the cheaper of more REST pages
-    (ceil(n/2,000) - 1) or a Bulk API 2.0 job (create + one status poll + ceil(n/50,000)
-    result sets).
+    ceil(objects / 25) Composite calls for the describes; ceil(objects / 5) Composite calls for
+    the first query pages (each object's first page is what reports its row count, totalSize);
+    then per object the cheaper of the further REST pages (ceil(n / 2,000) - 1) and a Bulk API
+    2.0 job (create + one status poll + ceil(n / 50,000) result sets).
     """
     n_obj = len(records)
-    meta = math.ceil((n_obj + 1) / SF_BATCH)
+    meta = math.ceil(n_obj / SF_BATCH)
     first = math.ceil(n_obj / SF_QUERIES_PER_CALL)
-    rest = bulk = 0
+    bulk = 0
     extra = 0
     for n in records.values():
         more_rest = max(0, math.ceil(n / SF_REST_PAGE) - 1)
-        via_bulk = 2 + math.ceil(n / SF_BULK_PAGE)
+        via_bulk = SF_BULK_JOB + math.ceil(n / SF_BULK_PAGE)
         if via_bulk < more_rest:
             bulk += 1
-            extra += via_bulk
-        else:
-            rest += more_rest
-            extra += more_rest
+        extra += min(more_rest, via_bulk)
     total = meta + first + extra
-    how = (f"{meta} describe + {first} first-page batch + {extra} more "
+    how = (f"{meta} describe + {first} first-page Composite + {extra} more "
            f"({bulk} Bulk API 2.0 job(s) at {SF_BULK_PAGE:,}/set)")  # fmt: skip
     return total, how
 

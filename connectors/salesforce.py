@@ -25,16 +25,20 @@
   modstamps), their first pages riding in the same Composite call as query subrequests (at most
   5 a call). ``composite/batch`` is not used: "Each subrequest counts against rate limits"
   (resources_composite_batch.htm).
-* **Bulk API 2.0** (``sf.bulk2``, query_get_job_results.htm) when the first page reports more
-  than ``bulk_threshold`` rows: the CSV result pages stream into the store one page at a time.
-* Field lists come from ``describe`` (cached in the cursor state for ``describe_ttl_s``); every
-  SOQL literal goes through ``simple_salesforce.format_soql``.
+* **Bulk API 2.0** (``sf.bulk2``, query_get_job_results.htm) when the row count the first page
+  reports makes a job (create, polls with a doubling wait, one call per 50,000-row result set)
+  cheaper in calls than the further REST pages, or above ``bulk_threshold`` rows: the CSV result
+  pages stream into the store one page at a time.
+* Field lists come from sObject Describe, every stale object's in one Composite call (25 a call;
+  an object the API user cannot see answers 404), cached in the cursor state for
+  ``describe_ttl_s``; every SOQL literal goes through ``simple_salesforce.format_soql``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import re
 import time
 import urllib.parse
@@ -86,6 +90,18 @@ _LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
 # query operations, including Query and QueryAll requests" (resources_composite_composite_post.htm).
 COMPOSITE_MAX = 25
 COMPOSITE_MAX_QUERIES = 5
+# Bulk API 2.0 result sets: ``maxRecords`` is "the maximum number of records to retrieve per set
+# of results", with no documented maximum, and omitted "the server uses a default value based on
+# the service"; very large sets risk "a timeout before receiving all the data"
+# (query_get_job_results.htm). Each set is one call, and one set is held in memory while it is
+# parsed (a page at a time, never the whole job): 50,000 rows of this connector's objects cost
+# some tens of MiB against 10,000 (measured in the 10k bench), for a fifth of the calls.
+BULK_RESULT_SET = 50_000
+# A query job's state is polled until JobComplete (query_walkthrough.htm): the first look after
+# ``bulk_poll_s``, then at twice the previous wait up to this cap, so a long job costs a few
+# calls, not one per interval, and a short one is seen finished soon after it is.
+BULK_POLL_CAP_S = 30.0
+BULK_WAIT_S = 6 * 3600.0
 # Get Updated answers "for no more than 30 days previous to the day the call is executed"
 # (resources_getupdated.htm); Get Deleted no further back than the recycle bin, 15 days
 # (resources_getdeleted.htm). A day's margin on each.
@@ -213,6 +229,20 @@ def _bulk_results(
     return results
 
 
+def _described(result: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, bool]]:
+    """Field types and the ``replicateable`` / ``deletable`` flags of an sObject Describe."""
+    types = {str(f["name"]): str(f.get("type", "string")) for f in result.get("fields", [])}
+    flags = {k: bool(result.get(k, False)) for k in ("replicateable", "deletable")}
+    return types, flags
+
+
+def _answer_error(body: Any) -> tuple[str, str]:
+    """(errorCode, message) of a refused Composite subrequest (a list of errors)."""
+    if isinstance(body, list) and body and isinstance(body[0], dict):
+        return str(body[0].get("errorCode", "")), str(body[0].get("message", ""))[:300]
+    return "", str(body)[:300]
+
+
 def _limit_refusal(body: Any) -> bool:
     """Whether an error body is Salesforce's ``REQUEST_LIMIT_EXCEEDED`` list."""
     return isinstance(body, list) and any(
@@ -335,9 +365,37 @@ class SalesforceClient:
         ``deletable`` flags (Get Updated / Get Deleted serve only objects that are:
         object-specific_requirements_for_data_replication.htm)."""
         result = self.call(lambda sf: getattr(sf, obj).describe(), obj=obj)
-        types = {str(f["name"]): str(f.get("type", "string")) for f in result.get("fields", [])}
-        flags = {k: bool(result.get(k, False)) for k in ("replicateable", "deletable")}
-        return types, flags
+        return _described(result)
+
+    def describe_objects(
+        self, names: Sequence[str]
+    ) -> dict[str, tuple[dict[str, str], dict[str, bool]] | None]:
+        """:meth:`describe_object` of every one of ``names``, 25 to a Composite call (sObject
+        Describe is an sObject resource, which Composite carries, and "the entire series of
+        requests counts as a single call toward your API limits",
+        resources_composite_composite_post.htm). ``None``: the object is not available to the
+        API user (its describe answers 404 ``NOT_FOUND``, as it is then absent from Describe
+        Global too), so no Describe Global call is needed to find out."""
+        version = f"/services/data/v{self.cfg.api_version}"
+        subs = [{"method": "GET", "referenceId": f"describe_{name}",
+                 "url": f"{version}/sobjects/{name}/describe"} for name in names]  # fmt: skip
+        described: dict[str, tuple[dict[str, str], dict[str, bool]] | None] = {}
+        for start in range(0, len(subs), COMPOSITE_MAX):
+            chunk = subs[start : start + COMPOSITE_MAX]
+            for name, answer in zip(names[start : start + COMPOSITE_MAX],
+                                    self.composite(chunk), strict=True):  # fmt: skip
+                status = int(answer.get("httpStatusCode") or 0)
+                body = answer.get("body")
+                if status == 200 and isinstance(body, dict):
+                    described[name] = _described(body)
+                elif status == 404:
+                    described[name] = None
+                else:
+                    code, message = _answer_error(body)
+                    kind = RetriableError if status >= 500 or code in _RETRIABLE_CODES else ApiError
+                    raise kind(f"describe answered {status} {code}: {message}", crm=CRM,
+                               object=name, status=status)  # fmt: skip
+        return described
 
     def _options(self, page_size: int | None) -> dict[str, str]:
         # Sforce-Query-Options batchSize: 200..2000, default 2000 (headers_queryoptions.htm).
@@ -392,12 +450,32 @@ class SalesforceClient:
 
 
 def _bulk_create(sf: Salesforce, obj: str, soql: str, poll_s: float) -> str:
+    """Create a queryAll job and wait for it to complete; its id."""
     from simple_salesforce.bulk2 import ColumnDelimiter, LineEnding, Operation
 
     client = getattr(sf.bulk2, obj)._client
     job = client.create_job(Operation.query_all, soql, ColumnDelimiter.COMMA, LineEnding.LF)
-    client.wait_for_job(job["id"], True, poll_s)
-    return str(job["id"])
+    job_id = str(job["id"])
+    # simple-salesforce's ``wait_for_job`` polls every ``wait`` seconds whatever the job's age:
+    # a minute-long job at a 2 s interval is some 30 calls. Here each wait doubles the last
+    # (BULK_POLL_CAP_S at most): ~log2(job time / poll_s) polls.
+    wait = max(poll_s, 0.01)
+    deadline = time.monotonic() + BULK_WAIT_S
+    state = str(job.get("state", ""))
+    while time.monotonic() < deadline:
+        time.sleep(wait)
+        info = client.get_job(job_id, True)
+        state = str(info.get("state", ""))
+        # bulk_api_2_job_states.htm: UploadComplete and InProgress are still running; results
+        # can be read once JobComplete (a 412 before it, query_get_job_results.htm).
+        if state == "JobComplete":
+            return job_id
+        if state in ("Failed", "Aborted"):
+            raise SalesforceOperationError(
+                f"Job failure. Response content: {info.get('errorMessage') or info}"
+            )
+        wait = min(wait * 2, BULK_POLL_CAP_S)
+    raise SalesforceOperationError(f"Job timeout. Job status: {state}")
 
 
 def _minute(stamp: dt.datetime) -> dt.datetime:
@@ -585,9 +663,9 @@ class SalesforceSource:
                 self._flags[spec.name] = dict(state.get("flags", {}))
                 self._described[spec.name] = str(described)
         if stale:
-            available = self.client.describe_global()
+            described = self.client.describe_objects([spec.name for spec in stale])
             for spec in stale:
-                self._describe(spec, available, synced.get(spec.name))
+                self._describe(spec, described[spec.name], synced.get(spec.name))
         self._plan({n: None if full else c for n, c in cursors.items()})
 
     def _plan(self, cursors: Mapping[str, Cursor | None]) -> None:
@@ -689,18 +767,22 @@ class SalesforceSource:
         return next(spec for spec in self._specs if spec.name == name)
 
     def _describe(
-        self, spec: ObjectSpec, available: set[str], synced: Sequence[str] | None = None
+        self,
+        spec: ObjectSpec,
+        described: tuple[dict[str, str], dict[str, bool]] | None,
+        synced: Sequence[str] | None = None,
     ) -> None:
-        """Fields, types and flags of ``spec``; ``synced``: the fields it was read with so far."""
+        """Fields, types and flags of ``spec`` from its describe (``None``: not available to the
+        API user); ``synced``: the fields it was read with so far."""
         self._described[spec.name] = self._start.isoformat()
-        if spec.name not in available:
+        if described is None:
             if not spec.optional:
                 raise ConfigError("object not available to the API user", crm=CRM,
                                   object=spec.name)  # fmt: skip
             self._fields[spec.name] = None
             self.notes.append(f"{spec.name}: not in this org (feature off); skipped")
             return
-        have, self._flags[spec.name] = self.client.describe_object(spec.name)
+        have, self._flags[spec.name] = described
         wanted = list(dict.fromkeys(spec.fields))
         missing = [f for f in wanted if f not in have]
         if "Id" in missing:
@@ -788,7 +870,7 @@ class SalesforceSource:
             except ConfigError as exc:
                 # A field vanished since the cached describe (G9): describe again, once.
                 before = list(self._fields.get(spec.name) or [])
-                self._describe(spec, self.client.describe_global())
+                self._describe(spec, self.client.describe_objects([spec.name])[spec.name])
                 fields = self._fields.get(spec.name) or []
                 gone = [f"{spec.name}.{f}" for f in before if f not in fields]
                 if gone:
@@ -806,8 +888,7 @@ class SalesforceSource:
                 state["types"] = self._types.get(spec.name, {})
                 soql = self._soql(spec, None if full else cursor)
                 first = self.client.query(soql, obj=spec.name, page_size=self.page_size)
-        total = int(first.get("totalSize", 0))
-        if not first.get("done", True) and total > self.cfg.options.bulk_threshold:
+        if not first.get("done", True) and self._bulk_is_cheaper(first):
             yield from self._bulk(spec, soql.split(" ORDER BY ")[0], done_state, last, cf)
             return
         result = first
@@ -828,6 +909,26 @@ class SalesforceSource:
                 str(result["nextRecordsUrl"]), obj=spec.name, page_size=self.page_size
             )
 
+    def _bulk_is_cheaper(self, first: Mapping[str, Any]) -> bool:
+        """Whether the rest of an object is read through Bulk API 2.0 rather than REST pages,
+        from the row count its first page reports (``totalSize``).
+
+        Calls are what the org's daily allocation is charged (the ``api-usage`` of
+        Sforce-Limit-Info, headers_api_usage.htm; ``budget_share`` of it is kpisync's). REST
+        costs one queryMore per further page of the first page's size; a Bulk API 2.0 job costs
+        its create, a status poll (more for a long job) and one call per result set of
+        :data:`BULK_RESULT_SET` rows, and reads the first page again. Bulk only when strictly
+        cheaper: REST pages come in modstamp order, so the cursor moves with every page and a
+        pull cut short resumes where it stopped, and there is no job to wait for. Past
+        ``bulk_threshold`` rows Bulk is used whatever the count."""
+        total = int(first.get("totalSize", 0))
+        if total > self.cfg.options.bulk_threshold:
+            return True
+        got = len(first.get("records") or [])
+        more_pages = math.ceil(max(0, total - got) / max(1, got))
+        bulk_calls = 2 + math.ceil(total / BULK_RESULT_SET)
+        return bulk_calls < more_pages
+
     def _bulk(
         self, spec: ObjectSpec, soql: str, state: dict[str, Any], last: str | None, cf: str | None
     ) -> Iterator[Page]:
@@ -835,7 +936,7 @@ class SalesforceSource:
         (bulk results are unordered, so an earlier page cannot vouch for a modstamp)."""
         top = last
         pending: Page | None = None
-        for text in self.client.bulk_pages(spec.name, soql, max(self.page_size, 10_000)):
+        for text in self.client.bulk_pages(spec.name, soql, BULK_RESULT_SET):
             rows = _csv_records(text, self._types.get(spec.name, {}))
             stamp = _latest_stamp([r.get(cf) for r in rows]) if cf else None
             if stamp and (top is None or stamp > top):

@@ -55,16 +55,23 @@ def test_each_object_reports_its_own_calls(sf_org: SfOrg, sqlite_store: Store) -
     source = SalesforceSource(sf_org.config(), page_size=PAGE)
     result = run(sqlite_store, source)
     frames = sf_org.app._frames
+    jobs = [e for e in sf_org.requests() if "/jobs/query" in e["path"]]
     for name, stats in result.per_object.items():
+        more = math.ceil(frames[name].height / PAGE) - 1
+        if name == "Task":
+            # ≈1,300 rows: 6 more pages of 200 cost more than a Bulk API 2.0 job (create, its
+            # polls, one result set), all charged to Task.
+            assert stats.api_calls == len(jobs) < more
+            continue
         # The first page came with four other objects' in one Composite call (made in prepare);
         # each further page is one queryMore of this object alone.
-        assert stats.api_calls == math.ceil(frames[name].height / PAGE) - 1, name
+        assert stats.api_calls == more, name
     spent_in_prepare = result.stats.api_calls - sum(s.api_calls for s in result.per_object.values())
-    # one global describe, one describe per object, one Composite per five first pages (a
-    # Composite call takes at most five queries; composite/batch would be charged one call for
-    # every subrequest, resources_composite_batch.htm)
+    # one Composite of every describe, one Composite per five first pages (a Composite call
+    # takes at most five queries; composite/batch would be charged one call for every
+    # subrequest, resources_composite_batch.htm)
     n = len(result.per_object)
-    assert spent_in_prepare == 1 + n + math.ceil(n / 5)
+    assert spent_in_prepare == 1 + math.ceil(n / 5)
 
 
 def test_a_quiet_cycle_reads_no_whole_lead_or_opportunity_table(
