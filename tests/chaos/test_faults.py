@@ -50,7 +50,9 @@ FAULT_RULES: list[dict[str, Any]] = [
     {"kind": "partial_batch_failure", "rate": 0.03, "seed": 16},
     {"kind": "expired_session", "count": 1, "crm": "salesforce", "path": "/composite/sobjects"},
     {"kind": "expired_session", "count": 1, "crm": "hubspot", "path": "/batch/upsert"},
-    {"kind": "drop_connection", "count": 1, "crm": "salesforce", "path": "/composite/batch"},
+    # The Salesforce sync's reads ride in Composite calls (describes, first pages, the quiet
+    # cycle's Get Updated): ``/composite$``, not the writes' ``/composite/sobjects``.
+    {"kind": "drop_connection", "count": 1, "crm": "salesforce", "path": "/composite$"},
     {"kind": "drop_connection", "count": 1, "crm": "hubspot", "path": "/search"},
     {"kind": "rate_limit_storm", "count": 1, "crm": "salesforce", "path": "/query"},
 ]
@@ -179,6 +181,10 @@ def test_a_cycle_under_thirty_percent_faults_ends_as_a_fault_free_one(
     assert dict(from_log) == {k: n for k, n in fired.items() if n}, (from_log, fired)
     faulted_calls = _calls(sandbox)
     assert all(fired[k] > 0 for k in REASON_OF_KIND), (fired, faulted_calls)  # all exercised
+    # A connection dropped on a Salesforce read: the Composite rule struck a call the cycle
+    # really makes.
+    composite_drops = [r["fired"] for r in rules if r["path"] == "/composite$"]
+    assert composite_drops == [1], rules
     calls = sum(faulted_calls.values())
     request_faults = sum(fired[k] for k in ("http_5xx", "rate_limit_storm", "drop_connection",
                                             "expired_session"))  # fmt: skip
