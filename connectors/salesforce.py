@@ -94,8 +94,9 @@ COMPOSITE_MAX_QUERIES = 5
 # of results", with no documented maximum, and omitted "the server uses a default value based on
 # the service"; very large sets risk "a timeout before receiving all the data"
 # (query_get_job_results.htm). Each set is one call, and one set is held in memory while it is
-# parsed (a page at a time, never the whole job): 50,000 rows of this connector's objects cost
-# some tens of MiB against 10,000 (measured in the 10k bench), for a fifth of the calls.
+# parsed (a set at a time, never the whole job): a full pull of the 10k bench org peaks at
+# ~290 MiB with sets of 50,000 rows against ~210-245 MiB with sets of 10,000, for a fifth of the
+# result calls; the set, not the org, bounds it.
 BULK_RESULT_SET = 50_000
 # A query job's state is polled until JobComplete (query_walkthrough.htm): the first look after
 # ``bulk_poll_s``, then at twice the previous wait up to this cap, so a long job costs a few
