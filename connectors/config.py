@@ -41,7 +41,8 @@ class SyncOptions:
 
     #: Share of the CRM's daily API allowance the org may reach before kpisync pauses.
     budget_share: float = 0.2
-    #: Above this many rows an object is pulled through Bulk API 2.0 (Salesforce).
+    #: Above this many rows an object is pulled through Bulk API 2.0 (Salesforce); below it,
+    #: when a job costs fewer calls than the further REST pages.
     bulk_threshold: int = 50_000
     #: Re-read this many seconds before the cursor: late-committed SystemModstamps (G6).
     lookback_s: int = 600
@@ -56,7 +57,7 @@ class SyncOptions:
     timeout_s: float = 120.0
     #: Re-describe objects (field lists) at most this often; a quiet cycle stays ~1 call.
     describe_ttl_s: int = 86_400
-    #: Poll interval of Bulk API 2.0 jobs.
+    #: First poll of a Bulk API 2.0 job after this many seconds; each later wait doubles.
     bulk_poll_s: float = 2.0
 
 
