@@ -23,8 +23,9 @@ serves that CRM alone over a freshly generated org, and this process measures:
 
 Then one table (figure | size | measured | target | baseline | verdict) and, per figure, how it
 grows per 10x of size (worse than linear is flagged), written to ``bench/results.md``
-(section ``targets``). ``--quick`` skips the 100 ms pipeline, the freshness wait and the naive
-baseline (for a smoke run); a verdict is only given for what ran.
+(section ``targets``, or ``targets-<crm>`` with one ``--crm``). ``--quick`` skips the 100 ms
+pipeline, the freshness wait and the naive baseline (for a smoke run); a verdict is only given for
+what ran.
 """
 
 from __future__ import annotations
@@ -615,7 +616,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from sandbox.generator import spec_for
 
-    report = Targets("Targets (issue 8): API calls, freshness, machine")
+    report = Targets("Targets: API calls, freshness, machine")
     for size in sizes:
         s = spec_for(SIZES[size], args.seed)
         report.shape.append(
@@ -645,4 +646,5 @@ def main(argv: list[str] | None = None) -> None:
     )
     report.print()
     if not args.no_save:
-        report.save("targets")
+        # One section per CRM measured alone, so a Salesforce run does not replace a HubSpot one.
+        report.save("targets" if args.crm == "both" else f"targets-{args.crm}")
