@@ -12,7 +12,11 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from connectors.config import ConnectionConfig, Secret, SyncOptions
 from sandbox.server import SandboxServer
+
+#: One attempt, no waits, no pacing: the security tests inject no faults.
+FAST = SyncOptions(retry_attempts=1, retry_base_s=0.0, rate_per_s=0)
 
 #: Opportunities in the generated org: a small org keeps every command of the suite fast.
 ORG_SIZE = 100
@@ -155,3 +159,28 @@ def find_leaks(secrets_by_name: dict[str, str], places: dict[str, bytes]) -> lis
                 if form in blob:
                     found.append(f"{name} ({form[:12]!r}...) in {where}")
     return found
+
+
+def sandbox_config(server: SandboxServer, crm: str, name: str) -> ConnectionConfig:
+    """A connection to one sandbox CRM with the credentials it issued (HubSpot: private app)."""
+    info: dict[str, Any] = server.apps[crm].connection_info()
+    if crm == "salesforce":
+        return ConnectionConfig(
+            name=name,
+            crm="salesforce",
+            instance_url=info["instance_url"],
+            token_url=info["token_url"],
+            client_id=info["client_id"],
+            client_secret=Secret(info["client_secret"]),
+            ca_bundle=server.ca_bundle,
+            options=FAST,
+        )
+    return ConnectionConfig(
+        name=name,
+        crm="hubspot",
+        base_url=info["base_url"],
+        auth="private_app",
+        access_token=Secret(info["access_token"]),
+        ca_bundle=server.ca_bundle,
+        options=FAST,
+    )

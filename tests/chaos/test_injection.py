@@ -22,7 +22,7 @@ import pytest
 from simple_salesforce.format import format_soql
 
 from connectors.base import sync_connection
-from connectors.config import ConnectionConfig, Secret, SyncOptions
+from connectors.config import ConnectionConfig
 from connectors.errors import ApiError
 from connectors.hubspot_http import HubSpotHttp
 from connectors.salesforce import SalesforceClient, SalesforceSource
@@ -33,6 +33,7 @@ from sandbox.salesforce.soql import Comparison, InList, Like, parse
 from sandbox.server import SandboxServer
 from service.cycle import compute_into_store
 from service.settings import Settings, SettingsError, parse_settings
+from tests.chaos.security_support import sandbox_config
 from writeback import ledger
 from writeback.crm import open_crm
 from writeback.run import writeback
@@ -47,7 +48,6 @@ HOSTILE = [
     "ünïcødé ✓ 名前 'quote' \\u0027",
     "%_%' AND Name LIKE '%",
 ]
-FAST = SyncOptions(retry_attempts=1, retry_base_s=0.0, rate_per_s=0)
 
 
 @dataclass
@@ -63,29 +63,10 @@ class Crms:
         return self.server.apps["hubspot"]
 
     def sf(self) -> ConnectionConfig:
-        info = self.sf_app.connection_info()
-        return ConnectionConfig(
-            name="sf",
-            crm="salesforce",
-            instance_url=info["instance_url"],
-            token_url=info["token_url"],
-            client_id=info["client_id"],
-            client_secret=Secret(info["client_secret"]),
-            ca_bundle=self.server.ca_bundle,
-            options=FAST,
-        )
+        return sandbox_config(self.server, "salesforce", "sf")
 
     def hs(self) -> ConnectionConfig:
-        info = self.hs_app.connection_info()
-        return ConnectionConfig(
-            name="hs",
-            crm="hubspot",
-            base_url=info["base_url"],
-            auth="private_app",
-            access_token=Secret(info["access_token"]),
-            ca_bundle=self.server.ca_bundle,
-            options=FAST,
-        )
+        return sandbox_config(self.server, "hubspot", "hs")
 
     def soql_received(self, needle: str) -> list[str]:
         """SOQL of every query the Salesforce sandbox received that contains ``needle``."""

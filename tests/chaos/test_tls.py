@@ -11,6 +11,7 @@ say and whatever ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` hold.
 
 from __future__ import annotations
 
+import tomllib
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -163,7 +164,7 @@ def test_api_calls_after_a_trusted_login_are_verified_too(deployments: Deploymen
         "insecure_skip_verify = true",
         "ca_bundle = false",
         "ca_bundle = 0",
-        'cert_reqs = "CERT_NONE"',
+        'cert_reqs = "none"',
     ],
 )
 def test_no_setting_turns_verification_off(deployments: Deployments, line: str) -> None:
@@ -173,8 +174,6 @@ def test_no_setting_turns_verification_off(deployments: Deployments, line: str) 
             f'[connections.x]\ncrm = "{crm}"\n{url_key} = "{url}"\nclient_id = "c"\n'
             f'client_secret = "s"\naccess_token = "t"\n{line}\n'
         )
-        import tomllib
-
         key = line.split(" = ")[0]
         with pytest.raises(SettingsError, match=rf"connections\.x\.{key}: "):
             parse_settings(tomllib.loads(text), env={})

@@ -14,25 +14,24 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from connectors.base import sync_connection
-from connectors.config import ConnectionConfig, Secret, SyncOptions
+from connectors.config import ConnectionConfig
 from connectors.sources import open_source
 from connectors.store import Store
 from kpis.settings import KpiSettings, PeriodType
 from sandbox.server import SandboxServer
 from service.cycle import compute_into_store
 from service.settings import Settings
+from tests.chaos.security_support import sandbox_config
 from writeback.crm import open_crm
 from writeback.install import Status
 from writeback.run import NotOwned, writeback
 from writeback.settings import WritebackSettings
 
 TODAY = dt.date(2024, 6, 30)
-FAST = SyncOptions(retry_attempts=1, retry_base_s=0.0, rate_per_s=0)
 #: Calls that only read although they are not GETs (token endpoints, SOQL batches, searches).
 READS = ("/services/oauth2/token", "/composite/batch", "/oauth/v1/token", "/search", "/batch/read")
 
@@ -43,27 +42,7 @@ class Org:
     stores: dict[str, Path]
 
     def config(self, crm: str) -> ConnectionConfig:
-        info: dict[str, Any] = self.server.apps[crm].connection_info()
-        if crm == "salesforce":
-            return ConnectionConfig(
-                name="salesforce",
-                crm="salesforce",
-                instance_url=info["instance_url"],
-                token_url=info["token_url"],
-                client_id=info["client_id"],
-                client_secret=Secret(info["client_secret"]),
-                ca_bundle=self.server.ca_bundle,
-                options=FAST,
-            )
-        return ConnectionConfig(
-            name="hubspot",
-            crm="hubspot",
-            base_url=info["base_url"],
-            auth="private_app",
-            access_token=Secret(info["access_token"]),
-            ca_bundle=self.server.ca_bundle,
-            options=FAST,
-        )
+        return sandbox_config(self.server, crm, crm)
 
     def clear_log(self) -> None:
         import requests
