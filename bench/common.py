@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing as mp
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results.md"
 
@@ -110,3 +114,19 @@ class Report:
 
 def gib(n: int) -> str:
     return f"{n / 2**30:.2f} GiB"
+
+
+def start_sandbox_process(
+    target: Callable[..., None], *args: Any
+) -> tuple[BaseProcess, Connection, Any]:
+    """Start ``target(conn, *args)`` in a spawned child that serves sandbox CRMs; wait for its
+    first message (the handshake) and return the process, our end of the pipe and that message.
+    Fails instead of waiting forever when the child dies before serving."""
+    ctx = mp.get_context("spawn")
+    conn, child = ctx.Pipe()
+    proc = ctx.Process(target=target, args=(child, *args), daemon=True)
+    proc.start()
+    while not conn.poll(1.0):
+        if not proc.is_alive():
+            raise RuntimeError(f"the sandbox process exited ({proc.exitcode})")
+    return proc, conn, conn.recv()

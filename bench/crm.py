@@ -8,7 +8,6 @@ saw, whatever the connector reports about itself.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import signal
 import subprocess
@@ -21,6 +20,8 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
+
+from bench.common import start_sandbox_process
 
 #: OAuth token requests are logins, not API requests: they are reported apart from the calls.
 TOKEN_ENDPOINTS = ("/services/oauth2/token", "/oauth/v1/token")
@@ -115,16 +116,9 @@ class CrmProcess:
 
     def __init__(self, crm: str, opportunities: int, seed: int, hubspot_tier: str) -> None:
         self.crm = crm
-        ctx = mp.get_context("spawn")
-        self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(
-            target=_serve, args=(child, crm, opportunities, seed, hubspot_tier), daemon=True
+        self._proc, self._conn, (self.info, self.currency) = start_sandbox_process(
+            _serve, crm, opportunities, seed, hubspot_tier
         )
-        self._proc.start()
-        while not self._conn.poll(1.0):
-            if not self._proc.is_alive():
-                raise RuntimeError(f"the sandbox process exited ({self._proc.exitcode})")
-        self.info, self.currency = self._conn.recv()
         self.server_peak_rss = 0
 
     def _ask(self, cmd: str, arg: Any = None) -> Any:

@@ -20,12 +20,12 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from bench.common import Report, gib, measured
+from bench.common import Measure, Report, gib, measured
 from kpis.context import team_ancestors
-from kpis.engine import compute_kpis
+from kpis.engine import KpiRun, compute_kpis
 from kpis.settings import KpiSettings
 from kpis.tables import CanonicalTables
-from sandbox.generator import generate_org, spec_for, write_canonical_csv
+from sandbox.generator import OrgSpec, generate_org, spec_for, write_canonical_csv
 
 TARGET_SECONDS = 10.0
 TARGET_BYTES = 4 * 2**30
@@ -139,18 +139,28 @@ class EngineFigures:
     values: int
 
 
-def engine_figures(opps: int, seed: int) -> EngineFigures:
-    """The catalogue and the pandas baseline on one generated org, checked to agree."""
-    spec = spec_for(opps, seed=seed)
-    tables = generate_org(spec).tables
-    settings = KpiSettings(corporate_currency=spec.corporate_currency, as_of=spec.start)
+def _settings(spec: OrgSpec) -> KpiSettings:
+    return KpiSettings(corporate_currency=spec.corporate_currency, as_of=spec.start)
+
+
+def _engine_vs_pandas(
+    tables: dict[str, pl.DataFrame], spec: OrgSpec
+) -> tuple[Measure, Measure, KpiRun, int]:
+    """Time the catalogue and the pandas baseline on the same tables; check they agree.
+    Returns both measures, the engine's run and how many values were compared."""
     with measured() as engine:
-        result = compute_kpis(CanonicalTables(tables), settings)
+        result = compute_kpis(CanonicalTables(tables), _settings(spec))
     frames = pandas_inputs(tables)
     with measured() as base:
         baseline = pandas_baseline(frames, tables["teams"], spec.corporate_currency)
     del frames
-    _check_agreement(result.values, baseline)
+    return engine, base, result, _check_agreement(result.values, baseline)
+
+
+def engine_figures(opps: int, seed: int) -> EngineFigures:
+    """The catalogue and the pandas baseline on one generated org, checked to agree."""
+    spec = spec_for(opps, seed=seed)
+    engine, base, result, _ = _engine_vs_pandas(generate_org(spec).tables, spec)
     return EngineFigures(engine.seconds, engine.peak_rss, base.seconds, result.values.height)
 
 
@@ -164,14 +174,7 @@ def run(opps: int, seed: int, csv: bool) -> Report:
         org = generate_org(spec)
     tables = org.tables
     input_rows = sum(frame.height for frame in tables.values())
-    settings = KpiSettings(corporate_currency=spec.corporate_currency, as_of=spec.start)
-    with measured() as engine:
-        result = compute_kpis(CanonicalTables(tables), settings)
-    frames = pandas_inputs(tables)
-    with measured() as base:
-        baseline = pandas_baseline(frames, tables["teams"], spec.corporate_currency)
-    del frames
-    compared = _check_agreement(result.values, baseline)
+    engine, base, result, compared = _engine_vs_pandas(tables, spec)
 
     ratio = base.seconds / engine.seconds
     report.add("org generation", f"{gen.seconds:.1f} s", "well under 60 s")
@@ -215,7 +218,7 @@ def run(opps: int, seed: int, csv: bool) -> Report:
             del result
             with measured() as from_csv:
                 validated = validate_tables(read_canonical_csv(Path(tmp)), "EUR")
-                compute_kpis(validated.tables, settings)
+                compute_kpis(validated.tables, _settings(spec))
         report.add(
             "compute --from-csv (read + validate + compute)",
             f"{from_csv.seconds:.2f} s",

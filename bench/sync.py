@@ -26,7 +26,6 @@ A full sync running past ``--max-sync-s`` is stopped and reported as partial.
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import resource
 import tempfile
 import time
@@ -36,7 +35,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from bench.common import Report, measured, rss_bytes
+from bench.common import Report, measured, rss_bytes, start_sandbox_process
 
 SIZES = {"100k": 15_000, "1m": 150_000}
 ENTERPRISE_CALLS_PER_S = 19.0  # HubSpot Enterprise: 190 calls per rolling 10 s
@@ -83,16 +82,9 @@ class Sandbox:
     """The sandbox CRMs in a child process."""
 
     def __init__(self, opportunities: int, seed: int, hubspot_tier: str) -> None:
-        ctx = mp.get_context("spawn")
-        self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(
-            target=_serve, args=(child, opportunities, seed, hubspot_tier), daemon=True
+        self._proc, self._conn, (self.info, self.currency) = start_sandbox_process(
+            _serve, opportunities, seed, hubspot_tier
         )
-        self._proc.start()
-        while not self._conn.poll(1.0):
-            if not self._proc.is_alive():
-                raise RuntimeError(f"the sandbox process exited ({self._proc.exitcode})")
-        self.info, self.currency = self._conn.recv()
         self.server_peak_rss = 0
 
     def latency(self, ms: int) -> None:
