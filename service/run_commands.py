@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from typing import Annotated
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from service.settings import SettingsError
 from service.sync_commands import (
@@ -22,6 +21,7 @@ from service.sync_commands import (
     _fail,
     _RichProgress,
     _settings,
+    _sync_bar,
     console,
 )
 
@@ -51,12 +51,7 @@ def run(
 
     @contextlib.contextmanager
     def progress_for(name: str) -> Iterator[_RichProgress | None]:
-        with Progress(
-            SpinnerColumn(), TextColumn("{task.description}"),
-            TextColumn("{task.fields[records]} records"),
-            TextColumn("{task.fields[calls]} calls"), TimeElapsedColumn(),
-            console=console, transient=True,
-        ) as bar:  # fmt: skip
+        with _sync_bar(transient=True) as bar:
             yield _RichProgress(bar, name)
 
     with stop_on_signals(runner):

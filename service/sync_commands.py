@@ -68,6 +68,19 @@ def _store(settings: Settings) -> Any:
     return store
 
 
+def _sync_bar(*, transient: bool) -> Progress:
+    """The progress display of a sync: per object, records, API calls and elapsed time."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TextColumn("{task.fields[records]} records"),
+        TextColumn("{task.fields[calls]} calls"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=transient,
+    )
+
+
 class _RichProgress:
     """One progress line per object: records, API calls, elapsed time."""
 
@@ -114,12 +127,7 @@ def sync(
         started = time.perf_counter()
         try:
             if console.is_terminal:
-                with Progress(
-                    SpinnerColumn(), TextColumn("{task.description}"),
-                    TextColumn("{task.fields[records]} records"),
-                    TextColumn("{task.fields[calls]} calls"), TimeElapsedColumn(),
-                    console=console, transient=False,
-                ) as bar:  # fmt: skip
+                with _sync_bar(transient=False) as bar:
                     result = run_sync(store, cfg, settings.mappings, full=full,
                                       progress=_RichProgress(bar, cfg.name))  # fmt: skip
             else:
