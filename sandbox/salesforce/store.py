@@ -52,6 +52,11 @@ class Table:
         #: (field, case-folded) -> (value -> live ids, id -> value): lookups by a unique or
         #: external-id field without rebuilding the frame after every write.
         self._indexes: dict[tuple[str, bool], tuple[dict[Any, set[str]], dict[str, Any]]] = {}
+        #: Seeded id → row position in ``base`` (built on first lookup). Positions never move:
+        #: columns are added or dropped, rows never (edits and creations live in the overlay).
+        self._base_pos: dict[str, int] | None = None
+        #: Seeded rows already read as dicts (base rows never change; cleared with the schema).
+        self._base_rows: dict[str, dict[str, Any]] = {}
         self.lock = threading.RLock()
 
     # -- reading ---------------------------------------------------------------------------------
@@ -88,8 +93,19 @@ class Table:
                 else:
                     rest.append(i)
             if rest:
-                for row in self.base.filter(pl.col("Id").is_in(rest)).iter_rows(named=True):
-                    out[row["Id"]] = row
+                # A dict lookup, not a frame filter per call: reference checks ask for a few ids
+                # of a large table hundreds of times per collection call.
+                if self._base_pos is None:
+                    self._base_pos = {rid: i for i, rid in enumerate(self.base.get_column("Id"))}
+                cached = self._base_rows
+                unread = [i for i in rest if i not in cached and i in self._base_pos]
+                if unread:
+                    positions = sorted(self._base_pos[i] for i in unread)
+                    for row in self.base[positions].iter_rows(named=True):
+                        cached[row["Id"]] = row
+                for i in rest:
+                    if i in cached:
+                        out[i] = dict(cached[i])
         return out
 
     def get(self, record_id: str) -> dict[str, Any] | None:
@@ -129,6 +145,7 @@ class Table:
         with self.lock:
             self._frame = None
             self._indexes.clear()
+            self._base_rows.clear()
 
     # -- writing ---------------------------------------------------------------------------------
 
