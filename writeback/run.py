@@ -158,9 +158,11 @@ def _push(
         for i in range(0, len(pending), size):
             for outcomes in _send(writer, target, pending[i : i + size], now):
                 last = round_ == settings.lock_retries
-                final = [o for o in outcomes if o.ok or not o.retriable or last]
+                final: list[Outcome] = []
                 for o in outcomes:
-                    if o not in final:
+                    if o.ok or not o.retriable or last:
+                        final.append(o)
+                    else:
                         retry.append(by_key[o.key])
                         # One line and one count per re-sent row, like a retried call.
                         wait = min(2.0, 0.2 * 2**round_)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
 
 from kpis.registry import KpiDef, Scope, catalogue
 from writeback.settings import WritebackSettings
@@ -114,7 +115,7 @@ class TargetSpec:
 
     def sf_columns(self) -> dict[str, Column]:
         """Salesforce API name -> column."""
-        return {c.sf_name(self.prefix): c for c in SNAPSHOT_COLUMNS}
+        return dict(_sf_columns(self.prefix))
 
     @property
     def permission_set(self) -> str:
@@ -138,10 +139,21 @@ class TargetSpec:
         return f"{self.prefix.lower()}kpisync"
 
     def hs_columns(self) -> dict[str, Column]:
-        return {c.hs_name(self.prefix): c for c in SNAPSHOT_COLUMNS}
+        return dict(_hs_columns(self.prefix))
 
     def written_kpis(self) -> list[KpiDef]:
         return list(catalogue().values())
+
+
+# The column names are asked for once per written record: built once per prefix.
+@cache
+def _sf_columns(prefix: str) -> tuple[tuple[str, Column], ...]:
+    return tuple((c.sf_name(prefix), c) for c in SNAPSHOT_COLUMNS)
+
+
+@cache
+def _hs_columns(prefix: str) -> tuple[tuple[str, Column], ...]:
+    return tuple((c.hs_name(prefix), c) for c in SNAPSHOT_COLUMNS)
 
 
 def build_spec(settings: WritebackSettings) -> TargetSpec:
