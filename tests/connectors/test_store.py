@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import polars as pl
 import pytest
@@ -125,3 +126,62 @@ def test_run_log_usage_and_kpis(store: Store) -> None:
     assert got.height == 1 and got["value"][0] == 0.5
     assert got["period_start"][0] == dt.date(2025, 1, 1)
     assert set(store.connections()) == {C}
+
+
+def _kpi_values(rows: list[tuple[str, str, float | None, str | None]]) -> pl.DataFrame:
+    """(metric, subject, value, dimension) rows of monthly January 2025 values."""
+    n = len(rows)
+    return pl.DataFrame(
+        {"metric": [r[0] for r in rows], "scope": ["rep"] * n, "subject_id": [r[1] for r in rows],
+         "period_start": [dt.date(2025, 1, 1)] * n, "period_end": [dt.date(2025, 2, 1)] * n,
+         "value": [r[2] for r in rows], "unit": ["ratio"] * n, "numerator": [r[2] for r in rows],
+         "denominator": [1.0] * n, "records": [1] * n, "dimension": [r[3] for r in rows]},
+    )  # fmt: skip
+
+
+def _stored(store: Store) -> dict[tuple[str, str, str | None], tuple[int, float | None, Any]]:
+    """(metric, subject, dimension) -> (row id, value, computed_at) as the table holds them."""
+    t = sa.table("kpi_values", sa.column("id"), sa.column("metric"), sa.column("subject_id"),
+                 sa.column("dimension"), sa.column("value"), sa.column("computed_at"))  # fmt: skip
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(t.c.id, t.c.metric, t.c.subject_id, t.c.dimension,
+                                      t.c.value, t.c.computed_at)).all()  # fmt: skip
+    return {(r[1], r[2], r[3]): (r[0], r[4], r[5]) for r in rows}
+
+
+def test_write_kpis_writes_only_the_difference(store: Store) -> None:
+    first = dt.datetime(2025, 3, 1, 8, 0, tzinfo=dt.UTC)
+    later = dt.datetime(2025, 3, 1, 9, 0, tzinfo=dt.UTC)
+    before = _kpi_values([("win_rate", "005A", 0.5, None), ("win_rate", "005B", 0.25, None),
+                          ("win_rate", "005A", 0.1, "Web"), ("win_rate", "005A", None, "Ads"),
+                          ("win_rate", "005C", 0.9, None)])  # fmt: skip
+    assert store.write_kpis(C, before, first) == 5
+    kept = _stored(store)
+    # One value changed, one null became a number (null-safe comparison), one row gone, one
+    # new, and the rows with a null dimension still match their stored selves.
+    after = _kpi_values([("win_rate", "005A", 0.5, None), ("win_rate", "005B", 0.75, None),
+                         ("win_rate", "005A", 0.1, "Web"), ("win_rate", "005A", 0.2, "Ads"),
+                         ("win_rate", "005D", 0.3, None)])  # fmt: skip
+    assert store.write_kpis(C, after, later) == 5
+    now = _stored(store)
+    assert set(now) == {("win_rate", "005A", None), ("win_rate", "005B", None),
+                        ("win_rate", "005A", "Web"), ("win_rate", "005A", "Ads"),
+                        ("win_rate", "005D", None)}  # fmt: skip
+    for unchanged in [("win_rate", "005A", None), ("win_rate", "005A", "Web")]:
+        assert now[unchanged] == kept[unchanged]  # same row, same time: not rewritten
+    for changed in [("win_rate", "005B", None), ("win_rate", "005A", "Ads")]:
+        assert now[changed][0] == kept[changed][0]  # updated in place
+        assert now[changed][2] != kept[changed][2]
+    assert now[("win_rate", "005B", None)][1] == 0.75
+    assert now[("win_rate", "005A", "Ads")][1] == 0.2
+    got = store.read_kpis(C).sort(["subject_id", "dimension"], nulls_last=False)
+    assert got.equals(_kpi_values([("win_rate", "005A", 0.5, None),
+                                   ("win_rate", "005A", 0.2, "Ads"),
+                                   ("win_rate", "005A", 0.1, "Web"),
+                                   ("win_rate", "005B", 0.75, None),
+                                   ("win_rate", "005D", 0.3, None)]))  # fmt: skip
+    # Another connection's values are never touched.
+    store.write_kpis("other", before, first)
+    store.write_kpis(C, after.head(1), later)
+    assert store.read_kpis("other").height == 5
+    assert store.read_kpis(C).height == 1
