@@ -681,7 +681,9 @@ class Store:
                     conn.execute(sa.delete(t).where(t.c.id.in_(chunk)))
             if changed.height:
                 # Bind names must differ from the column names (SQLAlchemy reserves those).
-                sets = {c: sa.bindparam(f"b_{c}") for c in (*_KPI_DATA, "computed_at")}
+                sets: dict[str, Any] = {
+                    c: sa.bindparam(f"b_{c}") for c in (*_KPI_DATA, "computed_at")
+                }
                 stmt = sa.update(t).where(t.c.id == sa.bindparam("b_id")).values(sets)
                 conn.execute(stmt, [
                     {"b_id": r["id"], "b_computed_at": when,
