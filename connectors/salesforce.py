@@ -457,20 +457,28 @@ def _bulk_create(sf: Salesforce, obj: str, soql: str, poll_s: float) -> str:
     client = getattr(sf.bulk2, obj)._client
     job = client.create_job(Operation.query_all, soql, ColumnDelimiter.COMMA, LineEnding.LF)
     job_id = str(job["id"])
-    # simple-salesforce's ``wait_for_job`` polls every ``wait`` seconds whatever the job's age:
-    # a minute-long job at a 2 s interval is some 30 calls. Here each wait doubles the last
-    # (BULK_POLL_CAP_S at most): ~log2(job time / poll_s) polls.
+    await_bulk_job(client, job_id, poll_s, query=True)
+    return job_id
+
+
+def await_bulk_job(client: Any, job_id: str, poll_s: float, *, query: bool) -> dict[str, Any]:
+    """Poll a Bulk API 2.0 job (query or ingest) until ``JobComplete``; its last job info.
+
+    simple-salesforce's ``wait_for_job`` polls every ``wait`` seconds whatever the job's age: a
+    minute-long job at a 2 s interval is some 30 calls. Here each wait doubles the last
+    (BULK_POLL_CAP_S at most): ~log2(job time / poll_s) polls.
+    """
     wait = max(poll_s, 0.01)
     deadline = time.monotonic() + BULK_WAIT_S
-    state = str(job.get("state", ""))
+    state = ""
     while time.monotonic() < deadline:
         time.sleep(wait)
-        info = client.get_job(job_id, True)
+        info: dict[str, Any] = dict(client.get_job(job_id, query))
         state = str(info.get("state", ""))
         # bulk_api_2_job_states.htm: UploadComplete and InProgress are still running; results
         # can be read once JobComplete (a 412 before it, query_get_job_results.htm).
         if state == "JobComplete":
-            return job_id
+            return info
         if state in ("Failed", "Aborted"):
             raise SalesforceOperationError(
                 f"Job failure. Response content: {info.get('errorMessage') or info}"

@@ -129,7 +129,7 @@ class HubSpotWriter:
         missing = [] if self.spec.hs_object in mine else [self.spec.hs_object]
         return missing + [f for f in self.fields() if f not in allowed]
 
-    def batch_size(self, target: str) -> int:
+    def batch_size(self, target: str, pending: int = 0) -> int:
         return BATCH
 
     def history(self, target: str) -> bool:

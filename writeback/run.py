@@ -51,7 +51,9 @@ class Writer(Protocol):
         """``Object.Field`` names the writer would write that are not owned (empty = fine)."""
         ...
 
-    def batch_size(self, target: str) -> int: ...
+    def batch_size(self, target: str, pending: int = 0) -> int:
+        """Rows per :meth:`send` of ``target`` when ``pending`` rows wait (deletes: 0)."""
+        ...
 
     def history(self, target: str) -> bool: ...
 
@@ -150,9 +152,9 @@ def _push(
                       max_failures=settings.max_failures, retry_base_s=settings.retry_base_s,
                       now=now)  # fmt: skip
 
-    size = writer.batch_size(target)
     pending = list(plan.upserts)
     for round_ in range(settings.lock_retries + 1):
+        size = writer.batch_size(target, len(pending))
         retry: list[Row] = []
         by_key = {r.key: r for r in pending}
         for i in range(0, len(pending), size):
@@ -179,6 +181,7 @@ def _push(
         pending = retry
     if plan.forget:
         ledger.forget(store, connection, target, plan.forget)
+    size = writer.batch_size(target)
     for i in range(0, len(plan.deletes), size):
         chunk = plan.deletes[i : i + size]
         outcomes = writer.delete(target, chunk)

@@ -12,22 +12,31 @@ Writes use **sObject Collections** (resources_composite_sobjects_collections_ups
 rows ``PATCH composite/sobjects/KPI_Snapshot__c/Key__c`` (upsert by the external id, at most 200
 records, ``allOrNone: false``, per-record ``{id, success, created, errors[{statusCode}]}`` in input
 order); current-period User fields ``PATCH composite/sobjects`` (update by id); deletions
-``DELETE composite/sobjects?ids=``. The ready-made report is created with the Analytics REST API
-(``POST analytics/reports``, sforce_analytics_rest_api_create_report.htm).
+``DELETE composite/sobjects?ids=``. More than :data:`BULK_MIN_ROWS` snapshot rows at once (the
+first load, a recomputed history) go as **Bulk API 2.0 ingest** upsert jobs instead
+(api_asynch ``create_job.htm``, ``upload_job_data.htm``, ``get_job_successful_results.htm``,
+``get_job_failed_results.htm``): create, one CSV upload, close, a few polls and two result reads,
+about 7 calls for up to :data:`BULK_JOB_ROWS` rows where collections take one call per 200. The
+results name each row by its external id, so every row still gets its own ledger answer; a row in
+neither result (unprocessed) is re-sent like a locked one. The ready-made report is created with
+the Analytics REST API (``POST analytics/reports``, sforce_analytics_rest_api_create_report.htm).
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import urllib.parse
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from typing import Any
 
 from simple_salesforce.api import Salesforce
 from simple_salesforce.format import format_soql
 
 from connectors.errors import ApiError
-from connectors.salesforce import SalesforceClient
+from connectors.salesforce import SalesforceClient, await_bulk_job
 from connectors.store import Store
 from writeback import ledger
 from writeback.install import Action, Status
@@ -40,6 +49,16 @@ CRM = "salesforce"
 #: sObject Collections take at most 200 records per call
 #: (resources_composite_sobjects_collections_create.htm).
 BATCH = 200
+#: Above this many snapshot rows a write is a Bulk API 2.0 ingest job ("Bulk API 2.0 is ...
+#: for more than 2,000 records", Salesforce's "Which API Do I Use?" guide).
+BULK_MIN_ROWS = 2_000
+#: Rows per ingest job: ~300 bytes of CSV each, far below the 100 MB an upload may hold
+#: (simple-salesforce ``MAX_INGEST_JOB_FILE_SIZE``; the API allows 150 MB base64-encoded,
+#: api_asynch ``upload_job_data.htm``), and one job's results stay a bounded download.
+BULK_JOB_ROWS = 100_000
+#: How a Bulk API 2.0 CSV sets a field to null ("#N/A"; an empty cell leaves it unchanged,
+#: api_asynch ``datafiles_prepare_csv.htm``).
+BULK_NULL = "#N/A"
 _RETRIABLE = frozenset({"UNABLE_TO_LOCK_ROW"})
 _GONE = frozenset({"ENTITY_IS_DELETED", "NOT_FOUND", "INVALID_CROSS_REFERENCE_KEY"})
 #: Metadata type -> the describe type it shows as (drift check).
@@ -102,7 +121,9 @@ class SalesforceWriter:
         allowed = mine | set(self.settings.mapped_fields)
         return [f for f in self.fields() if f not in allowed]
 
-    def batch_size(self, target: str) -> int:
+    def batch_size(self, target: str, pending: int = 0) -> int:
+        if target == self.spec.sf_object and pending > BULK_MIN_ROWS:
+            return BULK_JOB_ROWS
         return BATCH
 
     def history(self, target: str) -> bool:
@@ -124,6 +145,8 @@ class SalesforceWriter:
         return rec
 
     def send(self, target: str, rows: Sequence[Row], computed_at: dt.datetime) -> list[Outcome]:
+        if target == self.spec.sf_object and len(rows) > BATCH:
+            return self._send_bulk(target, rows, computed_at)
         if target == self.spec.sf_object:
             path = f"composite/sobjects/{target}/{self.spec.sf_key_field}"
             records = [self.record(r, computed_at) for r in rows]
@@ -149,6 +172,44 @@ class SalesforceWriter:
                                retriable=bool(codes & _RETRIABLE)))  # fmt: skip
         return out
 
+    def _send_bulk(
+        self, target: str, rows: Sequence[Row], computed_at: dt.datetime
+    ) -> list[Outcome]:
+        """One Bulk API 2.0 upsert job for ``rows``; each row's answer from the job results."""
+        key_field = self.spec.sf_key_field
+        records = [self.record(r, computed_at) for r in rows]
+        header = [c for c in records[0] if c != "attributes"]
+        out = io.StringIO()
+        w = csv.writer(out, lineterminator="\n")
+        w.writerow(header)
+        w.writerows([_csv_value(rec.get(c)) for c in header] for rec in records)
+        data = out.getvalue()
+        poll_s = self.client.cfg.options.bulk_poll_s
+        results = self.client.call(
+            lambda sf: _ingest_upsert(sf, target, key_field, data, poll_s), obj=target
+        )
+        answers: dict[str, tuple[bool, str | None, str | None]] = {}
+        for r in csv.DictReader(io.StringIO(results["successful"])):
+            answers[r.get(key_field, "")] = (True, r.get("sf__Id") or None, None)
+        for r in csv.DictReader(io.StringIO(results["failed"])):
+            answers[r.get(key_field, "")] = (False, None, r.get("sf__Error") or "refused")
+        outcomes = []
+        for row in rows:
+            ok, crm_id, error = answers.get(row.key, (False, None, None))
+            if ok:
+                outcomes.append(Outcome(row.key, row.hash, True, crm_id=crm_id))
+            elif error is None:
+                # Unprocessed (the job stopped before it) or missing from the results: sent
+                # again in the next round, like a locked row.
+                outcomes.append(Outcome(row.key, row.hash, False, retriable=True,
+                                        error="not processed by the Bulk API job"))  # fmt: skip
+            else:
+                # sf__Error is "STATUS_CODE:message:fields --" (get_job_failed_results.htm).
+                code = error.split(":", 1)[0]
+                outcomes.append(Outcome(row.key, row.hash, False, error=error.rstrip(" -"),
+                                        retriable=code in _RETRIABLE))  # fmt: skip
+        return outcomes
+
     def delete(self, target: str, entries: Sequence[LedgerEntry]) -> list[Outcome]:
         if target != self.spec.sf_object:
             return []  # User fields are never deleted, only updated
@@ -164,6 +225,38 @@ class SalesforceWriter:
             ok = bool(res.get("success")) or bool(codes & _GONE)
             out.append(Outcome(e.key, "", ok, error=None if ok else str(res.get("errors"))))
         return out
+
+
+def _csv_value(value: Any) -> str:
+    """A record value as a Bulk API 2.0 CSV cell (numbers in plain decimal notation)."""
+    if value is None:
+        return BULK_NULL
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return format(Decimal(repr(value)), "f")
+    return str(value)
+
+
+def _ingest_upsert(
+    sf: Salesforce, obj: str, key_field: str, data: str, poll_s: float
+) -> dict[str, str]:
+    """Create, fill, close and await one upsert ingest job; its successful and failed results
+    (CSV). Retried as a whole on a transport error: an upsert by external id is idempotent."""
+    from simple_salesforce.bulk2 import ColumnDelimiter, LineEnding, Operation, ResultsType
+
+    client = getattr(sf.bulk2, obj)._client
+    job = client.create_job(Operation.upsert, None, ColumnDelimiter.COMMA, LineEnding.LF,
+                            external_id_field=key_field)  # fmt: skip
+    job_id = str(job["id"])
+    client.upload_job_data(job_id, data)
+    client.close_job(job_id)
+    await_bulk_job(client, job_id, poll_s, query=False)
+    # Unprocessed rows (a job aborted part-way) are the ones in neither list: re-sent as such.
+    return {
+        "successful": client.get_ingest_results(job_id, ResultsType.successful),
+        "failed": client.get_ingest_results(job_id, ResultsType.failed),
+    }
 
 
 # -- install / check / uninstall ------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from writeback import ledger
 from writeback.install import Status, problems
 from writeback.plan import record_field_rows, snapshot_rows
 from writeback.run import NotOwned, writeback
+from writeback.salesforce import BULK_MIN_ROWS
 
 
 def crm_rows(kit: SfKit) -> dict[str, dict[str, Any]]:
@@ -65,12 +67,25 @@ def test_install_writeback_and_the_ready_made_report(sf_kit: SfKit) -> None:
     plan = writeback(sf_kit.store, CONNECTION, sf_kit.writer, WB, dry_run=True, today=TODAY)
     n = sf_kit.store.read_kpis(CONNECTION).height
     assert plan.targets["KPI_Snapshot__c"].planned == n and plan.calls == 0
+    sf_kit.org.clear_log()
     report = writeback(sf_kit.store, CONNECTION, sf_kit.writer, WB, today=TODAY)
     assert report.failed == 0
     users = report.targets["User"].written
     assert users > 0
-    # Largest batches: 200 rows per sObject Collections call.
-    assert report.calls == math.ceil(n / 200) + math.ceil(users / 200)
+    # The first load is more than BULK_MIN_ROWS snapshot rows: one Bulk API 2.0 upsert job
+    # (create, upload, close, its polls, successful and failed results); the User fields go by
+    # sObject Collections, 200 rows per call. Together fewer calls than ceil(n / 200).
+    assert n > BULK_MIN_ROWS
+    calls = Counter(f"{e['method']} {e['endpoint']}" for e in sf_kit.org.requests())
+    ingest = {k: v for k, v in calls.items() if "/jobs/ingest" in k}
+    polls = ingest.pop("GET /services/data/v{version}/jobs/ingest/{job_id}")
+    assert ingest == {"POST /services/data/v{version}/jobs/ingest": 1,
+                      "PUT /services/data/v{version}/jobs/ingest/{job_id}/batches": 1,
+                      "PATCH /services/data/v{version}/jobs/ingest/{job_id}": 1,
+                      "GET /services/data/v{version}/jobs/ingest/{job_id}/{kind}": 2}  # fmt: skip
+    assert polls >= 1
+    assert calls["PATCH /services/data/v{version}/composite/sobjects"] == math.ceil(users / 200)
+    assert report.calls == 5 + polls + math.ceil(users / 200) < math.ceil(n / 200)
     assert_in_step(sf_kit)
 
     # Current-period fields on the rep's User record.
@@ -136,6 +151,32 @@ def test_partial_failures_and_lock_errors_converge(sf_kit: SfKit) -> None:
     )  # succeeded rows are never re-sent
     assert_in_step(sf_kit)
     assert ledger.failing(sf_kit.store, CONNECTION) == []
+
+
+@pytest.mark.kpi_period("quarter")
+def test_bulk_job_rows_refused_or_locked_are_answered_per_row_and_converge(
+    sf_kit: SfKit,
+) -> None:
+    sf_kit.installer.install()
+    n = sf_kit.store.read_kpis(CONNECTION).height
+    assert n > BULK_MIN_ROWS  # the first load is a Bulk API 2.0 job
+    sf_kit.org.fault(kind="partial_batch_failure", rate=0.1, seed=3, path="jobs/ingest")
+    sf_kit.org.fault(kind="lock_error", rate=0.2, seed=5, path="jobs/ingest")
+    first = writeback(sf_kit.store, CONNECTION, sf_kit.writer, WB, today=TODAY)
+    snap = first.targets["KPI_Snapshot__c"]
+    # Refused rows are reported one by one with the job's error; locked rows were re-sent.
+    assert 0 < snap.failed < n and snap.written + snap.failed == n
+    assert all("FIELD_CUSTOM_VALIDATION_EXCEPTION" in e for e in snap.errors)
+    assert len(snap.errors) == snap.failed
+    failing = [e for e in ledger.failing(sf_kit.store, CONNECTION, limit=10_000)
+               if e.target == "KPI_Snapshot__c"]  # fmt: skip
+    assert len(failing) == snap.failed
+    assert len(crm_rows(sf_kit)) == snap.written
+    sf_kit.org.server.faults.clear()
+    second = writeback(sf_kit.store, CONNECTION, sf_kit.writer, WB, today=TODAY)
+    assert second.failed == 0
+    assert second.targets["KPI_Snapshot__c"].written == snap.failed  # only the refused ones
+    assert_in_step(sf_kit)
 
 
 class Crash(Exception):
