@@ -10,6 +10,11 @@ Every retry is reported (:func:`report_retry`): one log line on ``kpisync.api`` 
 connection, the CRM, the call and the reason, and a call to the observer of the current
 :func:`retry_scope` (the service counts them in ``kpisync_api_retries_total``). Reasons are few and
 fixed (:data:`RETRY_REASONS`) so they can label a metric.
+
+Calls may come from several threads at once (``connectors.base`` pulls independent objects side
+by side): the limiters, the budget guard and the call counter are locked. Within a
+:func:`stop_scope` every wait (limiter, backoff) ends early and no call starts once the scope's
+event is set: a pull that failed elsewhere stops the others at once (:class:`Stopped`).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import tenacity
@@ -83,6 +88,44 @@ def retry_scope(connection: str, observer: RetryObserver | None = None) -> Itera
         _scope.reset(token)
 
 
+class Stopped(BaseException):
+    """The pull this call belongs to is stopping (another object's pull failed or was
+    interrupted): the call does not start, or its wait is cut short. A ``BaseException``, like
+    ``KeyboardInterrupt``, so that no ``except Exception`` on the way swallows it; it never
+    reaches the caller of the sync, who gets the failure that stopped it."""
+
+
+_stop: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar(
+    "kpisync_stop", default=None
+)
+
+
+@contextlib.contextmanager
+def stop_scope(event: threading.Event) -> Iterator[None]:
+    """Within the block, calls and their waits raise :class:`Stopped` once ``event`` is set."""
+    token = _stop.set(event)
+    try:
+        yield
+    finally:
+        _stop.reset(token)
+
+
+def check_stop() -> None:
+    """Raise :class:`Stopped` if the current :func:`stop_scope` is stopping."""
+    event = _stop.get()
+    if event is not None and event.is_set():
+        raise Stopped
+
+
+def pause(seconds: float) -> None:
+    """Sleep ``seconds``, or until the current :func:`stop_scope` stops (:class:`Stopped`)."""
+    event = _stop.get()
+    if event is None:
+        time.sleep(seconds)
+    elif event.wait(seconds):
+        raise Stopped
+
+
 def report_retry(event: RetryEvent) -> None:
     """Log one retry (the error text carries no secret: connectors never put one there) and
     hand it to the observer of the current :func:`retry_scope`."""
@@ -140,6 +183,7 @@ def retrying(
     retryer = tenacity.Retrying(
         retry=tenacity.retry_if_exception_type(RetriableError),
         wait=_wait(policy),
+        sleep=pause,
         stop=tenacity.stop_after_attempt(policy.attempts),
         before_sleep=before_sleep,
         reraise=True,
@@ -169,7 +213,7 @@ class RateLimiter:
             self._tokens -= 1
             wait = 0.0 if self._tokens >= 0 else -self._tokens / self.rate
         if wait:
-            time.sleep(wait)
+            pause(wait)
         return wait
 
 
@@ -180,29 +224,83 @@ class BudgetGuard:
     ``used``/``limit`` come from the CRM's own usage reports (Salesforce ``Sforce-Limit-Info``,
     HubSpot ``X-HubSpot-RateLimit-Daily*``). ``share`` bounds the whole org's usage, so kpisync
     never pushes the org past it — it leaves the rest to the customer's other integrations.
+
+    Calls may overlap (objects pulled side by side): a call is admitted (:meth:`admit`) only if
+    the last report plus the calls admitted and not yet reported on stay under the allowance,
+    and a report older than one already applied (an earlier call answering later) does not lower
+    ``used``. One call at a time, this is exactly "pause once the last report reaches it".
     """
 
     share: float = 0.2
     used: int | None = None
     limit: int | None = None
+    _lock: threading.Lock = field(
+        default_factory=threading.Lock, init=False, repr=False, compare=False
+    )
+    _local: threading.local = field(
+        default_factory=threading.local, init=False, repr=False, compare=False
+    )
+    _pending: int = field(default=0, init=False, repr=False, compare=False)
+    _admitted: int = field(default=0, init=False, repr=False, compare=False)
+    _applied: int = field(default=0, init=False, repr=False, compare=False)
+
+    def _calls(self) -> list[list[int]]:
+        """This thread's admitted calls, innermost last: ``[ticket, reported]``."""
+        calls: list[list[int]] | None = getattr(self._local, "calls", None)
+        if calls is None:
+            calls = self._local.calls = []
+        return calls
 
     def observe(self, used: int, limit: int) -> None:
-        self.used, self.limit = used, limit
+        """A usage report (``used`` counts the call it came with)."""
+        with self._lock:
+            calls, ticket = self._calls(), None
+            if calls and not calls[-1][1]:
+                calls[-1][1] = 1
+                ticket = calls[-1][0]
+                self._pending -= 1
+            newest = ticket is None or ticket > self._applied
+            if newest or limit != self.limit or self.used is None or used > self.used:
+                self.used, self.limit = used, limit
+                self._applied = max(self._applied, ticket or 0)
 
     @property
     def allowance(self) -> int | None:
-        return None if self.limit is None else int(self.limit * self.share)
+        limit = self.limit
+        return None if limit is None else int(limit * self.share)
 
     def check(self, crm: str) -> None:
-        allowance = self.allowance
-        if self.used is None or self.limit is None or allowance is None:
+        """Raise :class:`BudgetPaused` if one more call would go past the share."""
+        with self._lock:
+            self._check(crm)
+
+    def _check(self, crm: str) -> None:
+        used, limit = self.used, self.limit
+        if used is None or limit is None:
             return
-        if self.used >= allowance:
+        allowance = int(limit * self.share)
+        if used + self._pending >= allowance:
+            going = f" and {self._pending} under way" if self._pending else ""
             raise BudgetPaused(
-                f"API budget spent: {self.used} of {self.limit} daily calls used, the budget is "
+                f"API budget spent: {used} of {limit} daily calls used{going}, the budget is "
                 f"{self.share:.0%} ({allowance}); the sync resumes from its cursors later",
-                used=self.used, limit=self.limit, crm=crm,
+                used=used, limit=limit, crm=crm,
             )  # fmt: skip
+
+    def admit(self, crm: str) -> None:
+        """:meth:`check`, and count the call as under way until :meth:`settle`."""
+        with self._lock:
+            self._check(crm)
+            self._admitted += 1
+            self._pending += 1
+            self._calls().append([self._admitted, 0])
+
+    def settle(self) -> None:
+        """The call admitted last by this thread is over (reported on or not)."""
+        with self._lock:
+            calls = self._calls()
+            if calls and not calls.pop()[1]:
+                self._pending -= 1
 
 
 #: How often a Salesforce connection paused on its budget looks again (one call each time).
@@ -231,7 +329,11 @@ def budget_resumes_at(crm: str, paused_at: dt.datetime, *, tz: str = "UTC") -> d
 
 
 class CallGuard:
-    """The per-connection choke point state: limiter, budget, retry policy, call counter."""
+    """The per-connection choke point state: limiter, budget, retry policy, call counter.
+
+    ``calls`` counts every call of every thread exactly; :attr:`thread_calls` those of the
+    calling thread (the concurrent extract loop gives each object's pull its own thread and so
+    knows each object's calls)."""
 
     def __init__(
         self, crm: str, *, policy: RetryPolicy, limiter: RateLimiter, budget: BudgetGuard
@@ -242,14 +344,18 @@ class CallGuard:
         self.budget = budget
         self.calls = 0
         self._lock = threading.Lock()
-
-    def before_call(self) -> None:
-        self.budget.check(self.crm)
-        self.limiter.acquire()
+        self._local = threading.local()
 
     def count(self, n: int = 1) -> None:
         with self._lock:
             self.calls += n
+        self._local.calls = getattr(self._local, "calls", 0) + n
+
+    @property
+    def thread_calls(self) -> int:
+        """Calls counted so far from the calling thread."""
+        calls: int = getattr(self._local, "calls", 0)
+        return calls
 
     def run(self, fn: Callable[[], T], call: Callable[[], str] | str = "call") -> T:
         """``fn()`` under the budget, limiter and retry policy; ``call`` names it in the retry
@@ -259,8 +365,13 @@ class CallGuard:
         def attempt() -> T:
             nonlocal attempts
             attempts += 1
-            self.before_call()
-            return fn()
+            check_stop()
+            self.budget.admit(self.crm)
+            try:
+                self.limiter.acquire()
+                return fn()
+            finally:
+                self.budget.settle()
 
         def on_retry(exc: BaseException, wait: float) -> None:
             name = call() if callable(call) else call
@@ -314,6 +425,6 @@ class WindowLimiter:
         """Block until a call may go; returns the seconds waited."""
         waited = 0.0
         while (wait := self.delay()) > 0:
-            time.sleep(wait)
+            pause(wait)
             waited += wait
         return waited
