@@ -11,25 +11,48 @@ object after this cursor". :func:`sync_connection` does the rest for every CRM a
   in ONE store transaction (``Store.batch``) — a crash loses or duplicates nothing;
 * a run is logged (records in/inserted/updated/deleted/quarantined, API calls, duration, outcome);
   :class:`~connectors.errors.BudgetPaused` ends the run as ``paused``, not ``failed``.
+
+Objects are pulled one after another, unless the source asks for more at once
+(``concurrent_objects``, HubSpot's ``[sync] hubspot_concurrency``): then each object's pages are
+fetched in a worker thread of its own, so that the CRM's latency is paid side by side, while every
+page is still stored — and every store read a source makes (:func:`read_store`) still runs — in
+the calling thread, the only one that uses the store. Objects of one canonical table are stored in
+their declared order (the first stored record wins an id both claim), an object waits for those
+it names in :attr:`ObjectSpec.after`, and at most :data:`RECORDS_AHEAD` records of an object wait
+to be stored (a worker that far ahead waits). A failure in any thread stops the others and is
+raised as a sequential pull would raise it; a cursor is only ever stored with its page.
 """
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import logging
+import queue
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar, cast
 
 from connectors.contract import claimed_ids, row_problems, safe_text
 from connectors.errors import BudgetPaused, ConnectorError, SkippableRecord
+from connectors.http import Stopped, check_stop, stop_scope
 from connectors.store import CanonicalRow, Cursor, RunStats, Store
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 RawRecord = dict[str, Any]
 Normaliser = Callable[[RawRecord], CanonicalRow]
+
+#: Records (and deletions) of one object fetched and not yet stored, at most, when objects are
+#: pulled side by side: its worker waits beyond that (a page larger than this goes alone). It
+#: matters for an object that waits for an earlier one of its table: HubSpot emails, meetings and
+#: tasks, fetched while calls are stored. A HubSpot record takes ~2 KB in memory, so each object
+#: holds ~40 MB at most; 10k-deal portals (15k emails) wait for nothing.
+RECORDS_AHEAD = 20_000
 
 
 @dataclass(frozen=True)
@@ -54,6 +77,10 @@ class ObjectSpec:
     cleared: tuple[str, ...] = ()
     #: The object may be missing in an org (a feature that is off): skip it, don't fail.
     optional: bool = False
+    #: Objects (declared earlier) whose pages must all be stored before this one is pulled:
+    #: its records need what they hold (a HubSpot deal's stage label comes from the pipelines).
+    #: Declared order honours it already; objects pulled side by side wait for it.
+    after: tuple[str, ...] = ()
 
     def key_of(self, record: RawRecord) -> str | None:
         if self.row_key is not None:
@@ -76,8 +103,15 @@ class Page:
 class Source(Protocol):
     """A connector's CRM side, as the extract loop sees it.
 
-    Optional: ``prepare(cursors, *, full)`` — called once per run before any ``pages`` (the
-    Salesforce source describes and batch-probes every object there).
+    Optional:
+
+    * ``prepare(cursors, *, full)`` — called once per run before any ``pages`` (the Salesforce
+      source describes and batch-probes every object there);
+    * ``concurrent_objects: int`` — how many objects' pages may be fetched at once (default 1:
+      one after another). Above 1, ``pages`` runs in worker threads: the source's own state must
+      be thread-safe, and it reads the store only through :func:`read_store`;
+    * ``thread_api_calls: int`` — the calls made so far from the calling thread (each object
+      pulled side by side is charged the calls of its own thread).
     """
 
     crm: str
@@ -111,6 +145,25 @@ class _NoProgress:
 
     def done(self, obj: str) -> None:
         pass
+
+
+_store_thread: contextvars.ContextVar[Callable[[Callable[[], Any]], Any] | None] = (
+    contextvars.ContextVar("kpisync_store_thread", default=None)
+)
+
+
+def read_store(fn: Callable[[], T]) -> T:
+    """``fn()`` — a store read a source makes inside ``pages`` — run in the thread that stores
+    the pages, after every page the object yielded before it is stored.
+
+    Pulled side by side, an object's ``pages`` runs in a worker thread, but the store is used
+    from one thread only: the read is handed over in line with the object's pages, so it sees
+    the store as a pull in declared order would for that object (its own pages, and the objects
+    it comes :attr:`~ObjectSpec.after`). Called anywhere else, it is just ``fn()``. ``fn`` must
+    return materialised data (a list, not a lazy iterator over a store connection).
+    """
+    run = _store_thread.get()
+    return fn() if run is None else cast(T, run(fn))
 
 
 @dataclass
@@ -248,25 +301,31 @@ def sync_connection(
         if prepare is not None:
             prepare(cursors, full=full)
         specs = list(source.objects())
-        for spec in specs:
-            siblings = [s.name for s in specs if spec.mode == "upsert" and s.mode == "upsert"
-                        and s.table == spec.table and s.name != spec.name]  # fmt: skip
-            obj_stats = per_object.setdefault(spec.name, RunStats(objects=[spec.name]))
-            stats.objects.append(spec.name)
-            progress.start(spec.name)
-            # Each object's own calls: those made since the previous object ended (calls made
-            # in ``prepare`` — describes, the batched first pages — belong to no one object).
-            calls_at_object = source.api_calls
-            pages = source.pages(spec, cursors.get(spec.name), full=full)
-            for batches, page in enumerate(pages, start=1):
-                store_page(store, connection, spec, page, obj_stats, siblings)
+        workers = int(getattr(source, "concurrent_objects", 1) or 1)
+        if workers > 1 and len(specs) > 1:
+            _SideBySide(store, connection, source, specs, cursors, full=full, workers=workers,
+                        progress=progress, after_batch=after_batch, stats=stats,
+                        per_object=per_object, calls_at_start=calls_at_start).run()  # fmt: skip
+        else:
+            for spec in specs:
+                siblings = _siblings(spec, specs)
+                obj_stats = per_object.setdefault(spec.name, RunStats(objects=[spec.name]))
+                stats.objects.append(spec.name)
+                progress.start(spec.name)
+                # Each object's own calls: those made since the previous object ended (calls
+                # made in ``prepare`` — describes, the batched first pages — belong to no one
+                # object).
+                calls_at_object = source.api_calls
+                pages = source.pages(spec, cursors.get(spec.name), full=full)
+                for batches, page in enumerate(pages, start=1):
+                    store_page(store, connection, spec, page, obj_stats, siblings)
+                    obj_stats.api_calls = source.api_calls - calls_at_object
+                    progress.advance(spec.name, len(page.records) + len(page.deleted),
+                                     source.api_calls - calls_at_start)  # fmt: skip
+                    if after_batch is not None:
+                        after_batch(spec.name, batches)
                 obj_stats.api_calls = source.api_calls - calls_at_object
-                progress.advance(spec.name, len(page.records) + len(page.deleted),
-                                 source.api_calls - calls_at_start)  # fmt: skip
-                if after_batch is not None:
-                    after_batch(spec.name, batches)
-            obj_stats.api_calls = source.api_calls - calls_at_object
-            progress.done(spec.name)
+                progress.done(spec.name)
         source.finish(store, connection)
     except BudgetPaused as exc:
         outcome, message = "paused", str(exc)
@@ -285,6 +344,239 @@ def sync_connection(
     notes = [str(n) for n in getattr(source, "notes", None) or []]
     return SyncResult(connection, source.crm, run_id, outcome, message, stats,
                       time.perf_counter() - started, per_object, notes)  # fmt: skip
+
+
+def _siblings(spec: ObjectSpec, specs: Sequence[ObjectSpec]) -> list[str]:
+    """The other objects whose records are rows of ``spec``'s canonical table (upserts)."""
+    return [s.name for s in specs if spec.mode == "upsert" and s.mode == "upsert"
+            and s.table == spec.table and s.name != spec.name]  # fmt: skip
+
+
+class _Reply:
+    """A store read handed from a worker to the storing thread, and its outcome."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self.fn = fn
+        self.ready = False
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+
+@dataclass
+class _Lane:
+    """One object of a side-by-side pull: its worker, and what waits to be stored."""
+
+    spec: ObjectSpec
+    siblings: list[str]
+    stats: RunStats
+    #: Objects stored before this one may be: the earlier objects of its canonical table.
+    before: list[str]
+    #: Objects stored in full before this one starts (``ObjectSpec.after``).
+    after: list[str]
+    #: What the worker handed over, in its order: ("page", (page, size, calls)),
+    #: ("read", reply), ("end", calls).
+    waiting: deque[tuple[str, Any]] = field(default_factory=deque)
+    held: int = 0  # records and deletions handed over, not yet stored
+    thread: threading.Thread | None = None
+    ended: bool = False  # the worker is finished (its "end" may still wait to be processed)
+    done: bool = False  # every page stored
+    batches: int = 0
+
+
+class _SideBySide:
+    """Objects' pages fetched in worker threads, stored in the calling thread (see the module
+    docstring). Events from workers arrive on one queue as ``(object, kind, payload)``."""
+
+    def __init__(
+        self,
+        store: Store,
+        connection: str,
+        source: Source,
+        specs: Sequence[ObjectSpec],
+        cursors: dict[str, Cursor],
+        *,
+        full: bool,
+        workers: int,
+        progress: Progress,
+        after_batch: AfterBatch | None,
+        stats: RunStats,
+        per_object: dict[str, RunStats],
+        calls_at_start: int,
+    ) -> None:
+        self.store, self.connection, self.source = store, connection, source
+        self.cursors, self.full, self.workers = cursors, full, workers
+        self.progress, self.after_batch = progress, after_batch
+        self.stats, self.per_object, self.calls_at_start = stats, per_object, calls_at_start
+        self.events: queue.Queue[tuple[str, str, Any]] = queue.Queue()
+        self.stop = threading.Event()
+        #: Workers wait on it for room (``held``) or for a store read; notified when either moves
+        #: and when the pull stops.
+        self.changed = threading.Condition()
+        self.lanes: dict[str, _Lane] = {}
+        for i, spec in enumerate(specs):
+            earlier = [s.name for s in specs[:i]]
+            later = {s.name for s in specs[i + 1 :]}
+            if bad := [a for a in spec.after if a in later or a == spec.name]:
+                raise ValueError(f"{spec.name} comes after {bad}, declared later")
+            self.lanes[spec.name] = _Lane(
+                spec=spec,
+                siblings=_siblings(spec, specs),
+                stats=RunStats(objects=[spec.name]),
+                before=[s.name for s in specs[:i] if spec.table and s.table == spec.table],
+                after=[a for a in spec.after if a in earlier],
+            )
+
+    # -- the calling thread ----------------------------------------------------------------------
+    def run(self) -> None:
+        try:
+            self._start_ready()
+            while not all(lane.done for lane in self.lanes.values()):
+                name, kind, payload = self.events.get()
+                if kind == "error":
+                    raise payload  # what the worker's pull raised, as a pull in order would
+                lane = self.lanes[name]
+                if kind == "end":
+                    lane.ended = True
+                lane.waiting.append((kind, payload))
+                self._store_ready()
+                self._start_ready()
+        except BaseException as exc:
+            self._stop(wait=isinstance(exc, Exception))
+            raise
+        self._stop(wait=True)
+
+    def _start_ready(self) -> None:
+        """Start objects in declared order while fewer than ``workers`` run: one whose
+        ``after`` objects are stored and whose table's earlier objects have started."""
+        running = sum(1 for lane in self.lanes.values() if lane.thread and not lane.ended)
+        for lane in self.lanes.values():
+            if running >= self.workers:
+                return
+            if lane.thread is not None:
+                continue
+            if all(self.lanes[a].done for a in lane.after) and all(
+                self.lanes[b].thread is not None for b in lane.before
+            ):
+                self._start(lane)
+                running += 1
+
+    def _start(self, lane: _Lane) -> None:
+        name = lane.spec.name
+        self.per_object[name] = lane.stats
+        self.stats.objects.append(name)
+        self.progress.start(name)
+        # Each thread runs in a copy of this context: the retry scope (connection, observer)
+        # reaches the calls of the worker too.
+        context = contextvars.copy_context()
+        lane.thread = threading.Thread(
+            target=context.run, args=(self._work, lane), name=f"kpisync-pull {name}", daemon=True
+        )
+        lane.thread.start()
+
+    def _store_ready(self) -> None:
+        """Process what waits, object by object in declared order, for every object whose
+        table's earlier objects are stored; an object that ends may free the next one."""
+        progressed = True
+        while progressed:
+            progressed = False
+            for lane in self.lanes.values():
+                if lane.done or not all(self.lanes[b].done for b in lane.before):
+                    continue
+                while lane.waiting:
+                    kind, payload = lane.waiting.popleft()
+                    if kind == "page":
+                        self._store(lane, *payload)
+                    elif kind == "read":
+                        self._answer(payload)
+                    else:  # end
+                        lane.stats.api_calls = payload
+                        self.progress.done(lane.spec.name)
+                        lane.done = progressed = True
+
+    def _store(self, lane: _Lane, page: Page, size: int, calls: int) -> None:
+        name = lane.spec.name
+        store_page(self.store, self.connection, lane.spec, page, lane.stats, lane.siblings)
+        with self.changed:
+            lane.held -= size
+            self.changed.notify_all()
+        lane.stats.api_calls = calls
+        lane.batches += 1
+        self.progress.advance(name, len(page.records) + len(page.deleted),
+                              self.source.api_calls - self.calls_at_start)  # fmt: skip
+        if self.after_batch is not None:
+            self.after_batch(name, lane.batches)
+
+    def _answer(self, reply: _Reply) -> None:
+        value, error = None, None
+        try:
+            value = reply.fn()
+        except Exception as exc:  # the worker raises it where the source asked
+            error = exc
+        with self.changed:
+            reply.value, reply.error, reply.ready = value, error, True
+            self.changed.notify_all()
+
+    def _stop(self, *, wait: bool) -> None:
+        """Stop every worker: none starts another call or waits any longer; then wait for
+        them (a call in flight ends first). Interrupted (Ctrl-C), wait a moment at most: the
+        workers are daemon threads and stop at their next call or wait."""
+        with self.changed:
+            self.stop.set()
+            self.changed.notify_all()
+        deadline = None if wait else time.monotonic() + 2.0
+        for lane in self.lanes.values():
+            if lane.thread is not None:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                lane.thread.join(left)
+
+    # -- worker threads --------------------------------------------------------------------------
+    def _calls_here(self) -> int:
+        return int(getattr(self.source, "thread_api_calls", 0))
+
+    def _work(self, lane: _Lane) -> None:
+        name = lane.spec.name
+        token = _store_thread.set(lambda fn: self._read(lane, fn))
+        try:
+            with stop_scope(self.stop):
+                calls_at = self._calls_here()
+                pages = self.source.pages(lane.spec, self.cursors.get(name), full=self.full)
+                try:
+                    for page in pages:
+                        size = max(1, len(page.records) + len(page.deleted))
+                        with self.changed:
+                            while lane.held and lane.held + size > RECORDS_AHEAD:
+                                check_stop()
+                                self.changed.wait()
+                            check_stop()
+                            lane.held += size
+                        calls = self._calls_here() - calls_at
+                        self.events.put((name, "page", (page, size, calls)))
+                finally:
+                    close = getattr(pages, "close", None)
+                    if close is not None:
+                        close()  # the generator's own clean-up runs in this thread
+                self.events.put((name, "end", self._calls_here() - calls_at))
+        except Stopped:
+            pass  # the pull is stopping: the calling thread raises what stopped it
+        except BaseException as exc:
+            # The others stop now, not once the storing thread has seen this.
+            with self.changed:
+                self.stop.set()
+                self.changed.notify_all()
+            self.events.put((name, "error", exc))
+        finally:
+            _store_thread.reset(token)
+
+    def _read(self, lane: _Lane, fn: Callable[[], Any]) -> Any:
+        reply = _Reply(fn)
+        self.events.put((lane.spec.name, "read", reply))
+        with self.changed:
+            while not reply.ready:
+                check_stop()
+                self.changed.wait()
+        if reply.error is not None:
+            raise reply.error
+        return reply.value
 
 
 def utc_text(value: dt.datetime) -> str:
