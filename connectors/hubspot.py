@@ -32,18 +32,25 @@ are data (``connectors.hubspot_mapping.OBJECTS``) fed to one generic loop, :meth
 * **metadata** (teams, owners, deal pipelines, currencies) is small: re-read in full when older
   than ``metadata_max_age_s`` (or on ``--full``); otherwise the stored copy is used, so a quiet
   cycle spends nothing on it.
+* **side by side**: ``Limits.concurrency`` objects are pulled at once (``connectors.base``), so a
+  full pull pays the API's latency per call in parallel, not one call after another. The CRM
+  objects wait for the metadata (their rows need owners, stages, the company currency), owners
+  for teams; the four engagement objects share ``activities`` and are stored in their declared
+  order. The source's caches are locked, and it reads the store only through
+  ``connectors.base.read_store``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from connectors.base import ObjectSpec, Page, Progress, SyncResult, sync_connection
+from connectors.base import ObjectSpec, Page, Progress, SyncResult, read_store, sync_connection
 from connectors.errors import ApiError, AuthError
 from connectors.hubspot_http import HubSpotCredentials, HubSpotHttp, Limits
 from connectors.hubspot_mapping import (
@@ -126,6 +133,10 @@ class HubSpotSource:
             limits=settings.limits,
         )
         self.clock_ms = clock_ms
+        # Objects are pulled in threads of their own (``concurrent_objects``): what one pull
+        # fills and another reads (or the storing thread's normalisers) is guarded by the lock,
+        # never held across a store read or a call.
+        self._lock = threading.Lock()
         self._meta: dict[str, list[dict[str, Any]]] = {}
         self._company_currency: str | None = None
         self._ctx: MappingContext | None = None
@@ -137,10 +148,19 @@ class HubSpotSource:
     def api_calls(self) -> int:
         return self.http.calls
 
+    @property
+    def thread_api_calls(self) -> int:
+        return self.http.guard.thread_calls
+
+    @property
+    def concurrent_objects(self) -> int:
+        return max(1, self.settings.limits.concurrency)
+
     def objects(self) -> Sequence[ObjectSpec]:
         specs = [
             ObjectSpec("teams", "teams", id_field="id", normalise=self._team_row),
-            ObjectSpec("owners", "reps", id_field="id", normalise=self._rep_row),
+            # Reps carry their team's name: the teams of this run come first.
+            ObjectSpec("owners", "reps", id_field="id", normalise=self._rep_row, after=("teams",)),
             ObjectSpec("pipelines", None, id_field="id"),
             ObjectSpec("exchange_rates", "fx_rates", id_field="id", normalise=self._fx_row),
         ]
@@ -157,6 +177,8 @@ class HubSpotSource:
                     fields=tuple(obj.all_properties(self.settings.mapping)),
                     normalise=self._normaliser(obj),
                     optional=obj.optional,
+                    # Rows need this run's owners, deal stages and company currency.
+                    after=METADATA,
                 )
             )
         return specs
@@ -185,15 +207,19 @@ class HubSpotSource:
 
     # -- normalisation context -------------------------------------------------------------------
     def _context(self) -> MappingContext:
-        if self._ctx is None:
+        with self._lock:
+            ctx = self._ctx
+        if ctx is None:
             owners = self._metadata("owners")
-            self._ctx = MappingContext(
+            ctx = MappingContext(
                 mapping=self.settings.mapping,
                 company_currency=self._currency(),
                 stages=stage_map(self._metadata("pipelines")),
                 owner_of_user=owner_of_user(owners),
             )
-        return self._ctx
+            with self._lock:
+                self._ctx = ctx
+        return ctx
 
     def _normaliser(self, obj: HubSpotObject) -> Callable[[dict[str, Any]], Mapping[str, Any]]:
         def normalise(record: dict[str, Any]) -> Mapping[str, Any]:
@@ -205,7 +231,8 @@ class HubSpotSource:
         return team_rows([record])[0][1]
 
     def _rep_row(self, record: dict[str, Any]) -> Mapping[str, Any]:
-        return self._rep_rows[str(record["id"])]
+        with self._lock:
+            return self._rep_rows[str(record["id"])]
 
     def _fx_row(self, record: dict[str, Any]) -> Mapping[str, Any]:
         rows = fx_rows([record], self._currency())
@@ -215,23 +242,31 @@ class HubSpotSource:
 
     def _metadata(self, name: str) -> list[dict[str, Any]]:
         """Metadata as pulled this run, else as stored by an earlier run."""
-        if name not in self._meta:
-            self._meta[name] = [
-                rec for _, rec in self.store.raw_records(self.settings.connection, name)
-            ]
-        return self._meta[name]
+        with self._lock:
+            got = self._meta.get(name)
+        if got is None:
+            conn = self.settings.connection
+            stored = read_store(lambda: [rec for _, rec in self.store.raw_records(conn, name)])
+            with self._lock:
+                got = self._meta.setdefault(name, stored)
+        return got
 
     def _currency(self) -> str:
-        if self._company_currency is None:
-            cur = self.store.cursor(self.settings.connection, "exchange_rates")
+        with self._lock:
+            code = self._company_currency
+        if code is None:
+            conn = self.settings.connection
+            cur = read_store(lambda: self.store.cursor(conn, "exchange_rates"))
             code = (cur.state.get("company_currency") if cur else None) or None
             if code is None:
                 body = self.http.raw(
                     "/settings/v3/currencies/company-currency", obj="company_currency"
                 )
                 code = (body or {}).get("currencyCode")
-            self._company_currency = str(code or "USD")  # HubSpot's default company currency
-        return self._company_currency
+            with self._lock:
+                # HubSpot's default company currency is USD.
+                code = self._company_currency = self._company_currency or str(code or "USD")
+        return code
 
     # -- metadata --------------------------------------------------------------------------------
     def _fresh(self, cursor: Cursor | None, full: bool) -> bool:
@@ -243,11 +278,13 @@ class HubSpotSource:
     def _metadata_pages(self, name: str, cursor: Cursor | None, full: bool) -> Iterator[Page]:
         if self._fresh(cursor, full):
             if name == "owners":
-                self._rep_rows = dict(
+                reps = dict(
                     owner_rows(
                         self._metadata("owners"), self._metadata("teams"), self.settings.mapping
                     )
                 )
+                with self._lock:
+                    self._rep_rows = reps
             return
         state: dict[str, Any] = {}
         if name == "teams":
@@ -260,18 +297,19 @@ class HubSpotSource:
                 records += self._list_all(
                     "crm.owners.owners_api.get_page", name, archived=archived, limit=PAGE_LIMIT
                 )
-            self._rep_rows = dict(
-                owner_rows(records, self._metadata("teams"), self.settings.mapping)
-            )
+            reps = dict(owner_rows(records, self._metadata("teams"), self.settings.mapping))
+            with self._lock:
+                self._rep_rows = reps
         elif name == "pipelines":
             records = (
                 self.http.call("crm.pipelines.pipelines_api.get_all", "deals", obj=name) or {}
             ).get("results") or []
         else:  # exchange rates (currencies API: no generated client in hubspot-api-client 12)
-            self._company_currency = None
             body = self.http.raw("/settings/v3/currencies/company-currency", obj=name)
-            self._company_currency = str((body or {}).get("currencyCode") or "USD")
-            state["company_currency"] = self._company_currency
+            currency = str((body or {}).get("currencyCode") or "USD")
+            with self._lock:
+                self._company_currency = currency
+            state["company_currency"] = currency
             records, after = [], None
             while True:
                 q: list[tuple[str, Any]] = [("limit", PAGE_LIMIT)]
@@ -282,14 +320,11 @@ class HubSpotSource:
                 after = ((body or {}).get("paging") or {}).get("next", {}).get("after")
                 if not after:
                     break
-        self._meta[name] = records
-        self._ctx = None
+        with self._lock:
+            self._meta[name] = records
+            self._ctx = None
         current = {str(r["id"]) for r in records}
-        stale = [
-            {"id": rid}
-            for rid, _ in self.store.raw_records(self.settings.connection, name)
-            if rid not in current
-        ]
+        stale = read_store(lambda: self._stored_ids_but(name, current))
         state["count"] = len(records)
         yield Page(
             records=records, deleted=stale, cursor=Cursor(value=_iso(self.clock_ms()), state=state)
@@ -364,12 +399,13 @@ class HubSpotSource:
         deleted = self._merged(records)
         if sweep and from_start:
             # A --full re-sync of a filled store: whatever the listing did not return is gone.
-            deleted += [
-                {"id": rid}
-                for rid, _ in self.store.raw_records(self.settings.connection, obj.name)
-                if rid not in seen
-            ]
+            deleted += read_store(lambda: self._stored_ids_but(obj.name, seen))
         yield Page(records=records, deleted=deleted, cursor=Cursor(value=_iso(ts), state=final))
+
+    def _stored_ids_but(self, name: str, keep: set[str]) -> list[dict[str, Any]]:
+        """``{"id": ...}`` of every stored record of ``name`` whose id is not in ``keep``."""
+        stored = self.store.raw_records(self.settings.connection, name)
+        return [{"id": rid} for rid, _ in stored if rid not in keep]
 
     @staticmethod
     def _merged(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -457,10 +493,11 @@ class HubSpotSource:
 
     def _deletions(self, obj: HubSpotObject, live_total: int) -> Iterator[Page]:
         """Archived records → deletions, when the store holds more records than HubSpot has."""
-        stored = self.store.raw_count(self.settings.connection).get(obj.name, 0)
+        conn = self.settings.connection
+        stored = read_store(lambda: self.store.raw_count(conn).get(obj.name, 0))
         if stored <= live_total:
             return
-        already = self.store.deleted_ids(self.settings.connection, obj.name)
+        already = read_store(lambda: self.store.deleted_ids(conn, obj.name))
         archived = [
             str(r["id"])
             for r in self._list_all(

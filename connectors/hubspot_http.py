@@ -32,12 +32,18 @@ Free/Starter and 190 on Professional/Enterprise, usage-guidelines page) and sear
 ``searches_per_second`` (5 per second per account, search guide).  The daily budget comes from
 ``X-HubSpot-RateLimit-Daily`` / ``-Daily-Remaining`` (search responses carry none, OAuth calls no
 daily pair); past ``budget_share`` of the day the run pauses (:class:`BudgetPaused`).
+
+Thread-safe: the connector pulls up to ``Limits.concurrency`` objects side by side, all through
+one :class:`HubSpotHttp`. The call counter, limiters and budget are locked (``connectors.http``),
+the cache of generated API objects too, and an expired OAuth token is renewed once however many
+calls were refused with it; the urllib3 pool of each API object keeps a connection per thread.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -115,6 +121,11 @@ class Limits:
     budget_share: float = 0.2  # pause once 20 % of the day's allowance is used
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeout_s: float = 60.0
+    #: Objects pulled side by side, so calls in flight at once (``[sync] hubspot_concurrency``).
+    #: HubSpot limits calls per 10 seconds and per day, not calls in flight (usage-guidelines
+    #: page, developers.hubspot.com/docs/api/usage-details): the window above paces them all,
+    #: whatever this is; it only keeps the latency of one call from holding up the next.
+    concurrency: int = 4
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -179,6 +190,9 @@ class HubSpotHttp:
         self._token = credentials.access_token
         self._apis: dict[str, Any] = {}
         self._client: Any = None
+        self._lock = threading.Lock()  # the client and its API objects
+        self._renewing = threading.Lock()  # one OAuth refresh at a time
+        self._generation = 0  # bumped by every _build: which token a call went out with
         if credentials.oauth:
             self._refresh()
         self._build()
@@ -201,24 +215,41 @@ class HubSpotHttp:
             kw.update(host=self.base_url, base_url=self.base_url)
         if self.ca_bundle:
             kw["ssl_ca_cert"] = self.ca_bundle
+        # A connection per thread in each API object's pool (one more for the storing thread),
+        # or a full pool drops connections and opens new ones (a TLS handshake a call): the
+        # generated Configuration sizes urllib3's pool from it (hubspot-api-client 12
+        # ``crm/objects/rest.py``; its default is 5 per CPU).
+        kw["connection_pool_maxsize"] = max(4, self.limits.concurrency + 1)
         return kw
 
     def _build(self) -> None:
         from hubspot import HubSpot
 
-        self._client = HubSpot(access_token=self._token, **self._kwargs())
-        self._apis.clear()  # API objects carry the token in their Configuration
+        client = HubSpot(access_token=self._token, **self._kwargs())
+        with self._lock:
+            self._client = client
+            self._apis.clear()  # API objects carry the token in their Configuration
+            self._generation += 1
 
     def api(self, path: str) -> Any:
         """A generated API object by attribute path, e.g. ``"crm.objects.search_api"``; cached,
         because every ``client.crm..._api`` access builds a new ApiClient and connection pool."""
-        got = self._apis.get(path)
-        if got is None:
-            got = self._client
-            for part in path.split("."):
-                got = getattr(got, part)
-            self._apis[path] = got
-        return got
+        with self._lock:
+            got = self._apis.get(path)
+            if got is None:
+                got = self._client
+                for part in path.split("."):
+                    got = getattr(got, part)
+                self._apis[path] = got
+            return got
+
+    def _renew(self, generation: int) -> None:
+        """OAuth: a new access token, unless another thread renewed the one that
+        ``generation``'s calls went out with already."""
+        with self._renewing:
+            if self._generation == generation:
+                self._refresh()
+                self._build()
 
     def _refresh(self) -> None:
         """OAuth: trade the refresh token for an access token (POST /oauth/v1/token)."""
@@ -263,6 +294,7 @@ class HubSpotHttp:
         path, _, name = method.rpartition(".")
         refreshed = False
         while True:
+            generation = self._generation
             try:
                 # Resolved per attempt: an OAuth refresh rebuilds the API objects.
                 return self._guarded(
@@ -278,8 +310,7 @@ class HubSpotHttp:
                 report_retry(
                     RetryEvent(CRM, f"{method} ({obj})", "expired_session", 1, 0.0, str(exc))
                 )
-                self._refresh()
-                self._build()
+                self._renew(generation)
 
     def raw(self, path: str, *, obj: str, query: list[tuple[str, Any]] | None = None) -> Any:
         """GET an endpoint without a generated API, through a generated ``ApiClient``."""
@@ -300,6 +331,7 @@ class HubSpotHttp:
 
         refreshed = False
         while True:
+            generation = self._generation
             try:
                 return self._guarded(f"GET {path}", go, search=False, obj=obj)
             except AuthError as exc:
@@ -309,8 +341,7 @@ class HubSpotHttp:
                 report_retry(
                     RetryEvent(CRM, f"GET {path} ({obj})", "expired_session", 1, 0.0, str(exc))
                 )
-                self._refresh()
-                self._build()
+                self._renew(generation)
 
     def _guarded(self, call: str, once: Callable[[], Any], *, search: bool, obj: str) -> Any:
         def attempt() -> Any:
