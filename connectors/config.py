@@ -51,6 +51,9 @@ class SyncOptions:
     #: HubSpot: calls per rolling 10 s at most (0 = what the portal advertises in its
     #: X-HubSpot-RateLimit-Max header; a lower number leaves room for other integrations).
     hubspot_requests_per_10s: int = 0
+    #: HubSpot: objects pulled side by side (1 = one after another), so calls in flight at once;
+    #: the pace above holds whatever this is.
+    hubspot_concurrency: int = 4
     retry_attempts: int = 8
     retry_base_s: float = 0.5
     retry_cap_s: float = 60.0

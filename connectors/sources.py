@@ -47,7 +47,7 @@ def _hubspot_source(cfg: ConnectionConfig, mapping: Mapping[str, Any], store: St
         base_url=cfg.base_url, ca_bundle=cfg.ca_bundle,
         limits=Limits(
             budget_share=o.budget_share, timeout_s=o.timeout_s,
-            max_requests_per_10s=o.hubspot_requests_per_10s,
+            max_requests_per_10s=o.hubspot_requests_per_10s, concurrency=o.hubspot_concurrency,
             retry=RetryPolicy(o.retry_attempts, o.retry_base_s, o.retry_cap_s),
         ),
         mapping=HubSpotMapping.from_settings(mapping),

@@ -155,6 +155,8 @@ def _table(path: Path | None, key: str, value: Any) -> dict[str, Any]:
 
 
 _SYNC_FIELDS = {f.name: f for f in fields(SyncOptions)}
+#: A HubSpot pull has 12 objects (8 once the metadata is in): more threads gain nothing.
+MAX_HUBSPOT_CONCURRENCY = 16
 
 
 def _sync_options(
@@ -174,6 +176,9 @@ def _sync_options(
         raise SettingsError(path, f"{prefix}.budget_share", "expected a share in (0, 1]")
     if values.get("retry_attempts") == 0:
         raise SettingsError(path, f"{prefix}.retry_attempts", "expected at least 1")
+    if not 1 <= values.get("hubspot_concurrency", 1) <= MAX_HUBSPOT_CONCURRENCY:
+        raise SettingsError(path, f"{prefix}.hubspot_concurrency",
+                            f"expected 1 to {MAX_HUBSPOT_CONCURRENCY} objects at once")  # fmt: skip
     return replace(base, **values)
 
 
