@@ -190,6 +190,22 @@ class Batch:
         if params:
             self._conn.exec_driver_sql(self._upsert_sql(table, columns, keys), list(params))
 
+    def upsert_mappings(
+        self, table: sa.Table, rows: Sequence[Mapping[str, Any]], keys: Sequence[str]
+    ) -> None:
+        """Upsert ``rows`` (mappings with the same columns, ``keys`` among them) of any store
+        table through the driver's executemany, values converted as SQLAlchemy would."""
+        if not rows:
+            return
+        columns = list(rows[0])
+        convert = [table.c[c].type.bind_processor(self._conn.dialect) for c in columns]
+        params = [
+            tuple(v if f is None or v is None else f(v)
+                  for f, v in zip(convert, (r[c] for c in columns), strict=True))
+            for r in rows
+        ]  # fmt: skip
+        self._upsert_many(table, columns, keys, params)
+
     def _bind(self, column: sa.Column[Any], value: Any) -> Any:
         """``value`` as SQLAlchemy would hand it to the driver for ``column`` (a SQLite
         timestamp is text in SQLAlchemy's format, so reads through SQLAlchemy still parse it)."""
@@ -498,25 +514,29 @@ class Store:
         """Every canonical table as text columns, sorted by row key (stable exports)."""
         return {name: self.table_text(connection, name) for name in TABLES}
 
-    def _select_rows(
-        self, table: str, columns: Sequence[str], connection: str, order: Sequence[str] = ()
-    ) -> list[tuple[Any, ...]]:
-        """``columns`` of the connection's rows of ``table`` as the driver returns them.
+    def select_rows(
+        self, table: str, columns: Sequence[str], connection: str, *,
+        where: Mapping[str, Any] | None = None, order: Sequence[str] = (),
+    ) -> list[tuple[Any, ...]]:  # fmt: skip
+        """``columns`` of the connection's rows of ``table`` (``where``: more column = value
+        filters) as the driver returns them.
 
         Every compute and writeback reads whole tables (hundreds of thousands of rows): through
         the driver's own cursor and ``fetchall`` this takes about half the time of building
-        SQLAlchemy rows. Column values are the driver's types (SQLite: text for dates).
+        SQLAlchemy rows. Values are the driver's types (SQLite: text for dates and timestamps,
+        integers for booleans).
         """
         q = self.engine.dialect.identifier_preparer.quote
         mark = "?" if self.dialect == "sqlite" else "%s"
-        sql = (f"SELECT {', '.join(q(c) for c in columns)} FROM {q(table)} "
-               f"WHERE {q('connection')} = {mark}")  # fmt: skip
+        filters = {"connection": connection, **(where or {})}
+        sql = (f"SELECT {', '.join(q(c) for c in columns)} FROM {q(table)} WHERE "
+               + " AND ".join(f"{q(c)} = {mark}" for c in filters))  # fmt: skip
         if order:
             sql += f" ORDER BY {', '.join(q(c) for c in order)}"
         with self.engine.connect() as conn:
             cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
             try:
-                cursor.execute(sql, (connection,))
+                cursor.execute(sql, tuple(filters.values()))
                 return list(cursor.fetchall())
             finally:
                 cursor.close()
@@ -524,7 +544,7 @@ class Store:
     def table_text(self, connection: str, table: str, *, with_key: bool = False) -> pl.DataFrame:
         """One canonical table as text columns (plus ``row_key`` if asked), by row key."""
         cols = (["row_key"] if with_key else []) + db.canonical_columns(table)
-        rows = self._select_rows(db.canonical[table].name, cols, connection, ["row_key"])
+        rows = self.select_rows(db.canonical[table].name, cols, connection, order=["row_key"])
         return pl.DataFrame(rows, schema={c: pl.String for c in cols}, orient="row")
 
     def read_canonical(self, connection: str, corporate_currency: str = "EUR") -> CanonicalTables:
@@ -710,7 +730,7 @@ class Store:
 
     def _kpi_rows(self, connection: str, *, with_id: bool = False) -> pl.DataFrame:
         cols = (["id"] if with_id else []) + list(db.KPI_COLUMNS)
-        rows = self._select_rows(db.kpi_values.name, cols, connection)
+        rows = self.select_rows(db.kpi_values.name, cols, connection)
         schema = {**({"id": pl.Int64()} if with_id else {}), **db.KPI_SCHEMA}
         if self.dialect != "sqlite":
             return pl.DataFrame(rows, schema=schema, orient="row")

@@ -82,24 +82,17 @@ def _upsert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]],
 
 def load(store: Store, connection: str, target: str) -> dict[str, LedgerEntry]:
     t = db.writeback_ledger
-    with store.engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(t).where(t.c.connection == connection, t.c.target == target)
-        ).mappings()
-        return {
-            r["row_key"]: LedgerEntry(
-                target,
-                r["row_key"],
-                r["value_hash"],
-                r["crm_id"],
-                r["pending_hash"],
-                int(r["failures"]),
-                r["last_error"],
-                _utc(r["next_attempt_at"]),
-                bool(r["parked"]),
-            )
-            for r in rows
-        }
+    cols = ("row_key", "value_hash", "crm_id", "pending_hash", "failures", "last_error",
+            "next_attempt_at", "parked")  # fmt: skip
+    # Read through the driver (a ledger has a row per KPI value): SQLite hands the timestamp
+    # back as the ISO text SQLAlchemy stored and the flag as 0/1.
+    return {
+        key: LedgerEntry(target, key, value_hash, crm_id, pending, int(failures), error,
+                         _utc(dt.datetime.fromisoformat(at) if isinstance(at, str) else at),
+                         bool(parked))
+        for key, value_hash, crm_id, pending, failures, error, at, parked in store.select_rows(
+            t.name, cols, connection, where={"target": target})
+    }  # fmt: skip
 
 
 def backoff_s(failures: int, base_s: float) -> float:
@@ -134,9 +127,9 @@ def record(
                         "next_attempt_at": now + wait,
                         "parked": failures >= max_failures})  # fmt: skip
     keys = ("connection", "target", "row_key")
-    with store.engine.begin() as conn:
-        _upsert(conn, db.writeback_ledger, done, keys)
-        _upsert(conn, db.writeback_ledger, refused, keys)
+    with store.batch(connection) as b:
+        b.upsert_mappings(db.writeback_ledger, done, keys)
+        b.upsert_mappings(db.writeback_ledger, refused, keys)
 
 
 def forget(store: Store, connection: str, target: str | None, keys: Sequence[str] | None) -> None:

@@ -96,10 +96,14 @@ def _num(v: Any) -> float | None:
     return None if f != f else float(f"{f:.12g}")  # NaN is no value; 12 digits are stable
 
 
+# One encoder for every row: ``json.dumps`` with options builds a new encoder per call.
+_HASH_JSON = json.JSONEncoder(sort_keys=True, default=str, separators=(",", ":"))
+
+
 def value_hash(payload: Mapping[str, Any]) -> str:
-    body = {k: v for k, v in payload.items() if k not in UNHASHED}
-    text = json.dumps(body, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    body = payload if UNHASHED.isdisjoint(payload) else {
+        k: v for k, v in payload.items() if k not in UNHASHED}  # fmt: skip
+    return hashlib.sha256(_HASH_JSON.encode(body).encode()).hexdigest()[:32]
 
 
 def snapshot_rows(

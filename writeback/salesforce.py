@@ -93,6 +93,8 @@ class SalesforceWriter:
         self.client = client
         self.spec = spec
         self.settings = settings
+        #: (API name, payload key) of the snapshot columns, asked for per written row.
+        self._columns = [(api, col.key) for api, col in spec.sf_columns().items()]
 
     @property
     def calls(self) -> int:
@@ -130,18 +132,15 @@ class SalesforceWriter:
         return target == self.spec.sf_object
 
     # -- sending ----------------------------------------------------------------------------------
-    def record(self, row: Row, computed_at: dt.datetime) -> dict[str, Any]:
-        """A snapshot row as a Salesforce record."""
+    def record(self, row: Row, stamp: str) -> dict[str, Any]:
+        """A snapshot row as a Salesforce record (``stamp``: its Computed At, formatted)."""
         p = row.payload
         rec: dict[str, Any] = {"attributes": {"type": self.spec.sf_object},
                                self.spec.sf_key_field: row.key}  # fmt: skip
         name = f"{p['metric']} {p['scope']} {p['subject_id']} {p['period_start'] or ''}"
         rec["Name"] = name[:80]
-        for api, col in self.spec.sf_columns().items():
-            if col.key == "computed_at":
-                rec[api] = computed_at.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
-            else:
-                rec[api] = p.get(col.key)
+        for api, key in self._columns:
+            rec[api] = stamp if key == "computed_at" else p.get(key)
         return rec
 
     def send(self, target: str, rows: Sequence[Row], computed_at: dt.datetime) -> list[Outcome]:
@@ -149,7 +148,8 @@ class SalesforceWriter:
             return self._send_bulk(target, rows, computed_at)
         if target == self.spec.sf_object:
             path = f"composite/sobjects/{target}/{self.spec.sf_key_field}"
-            records = [self.record(r, computed_at) for r in rows]
+            stamp = _sf_datetime(computed_at)
+            records = [self.record(r, stamp) for r in rows]
         else:
             path = "composite/sobjects"
             records = [{"attributes": {"type": target}, "id": r.key, **r.payload} for r in rows]
@@ -177,22 +177,27 @@ class SalesforceWriter:
     ) -> list[Outcome]:
         """One Bulk API 2.0 upsert job for ``rows``; each row's answer from the job results."""
         key_field = self.spec.sf_key_field
-        records = [self.record(r, computed_at) for r in rows]
-        header = [c for c in records[0] if c != "attributes"]
+        stamp = _sf_datetime(computed_at)
         out = io.StringIO()
         w = csv.writer(out, lineterminator="\n")
-        w.writerow(header)
-        w.writerows([_csv_value(rec.get(c)) for c in header] for rec in records)
+        w.writerow([key_field, "Name", *(api for api, _ in self._columns)])
+        for r in rows:
+            p = r.payload
+            name = f"{p['metric']} {p['scope']} {p['subject_id']} {p['period_start'] or ''}"
+            cells = (stamp if key == "computed_at" else _csv_value(p.get(key))
+                     for _, key in self._columns)  # fmt: skip
+            w.writerow([r.key, name[:80], *cells])
         data = out.getvalue()
         poll_s = self.client.cfg.options.bulk_poll_s
         results = self.client.call(
             lambda sf: _ingest_upsert(sf, target, key_field, data, poll_s), obj=target
         )
         answers: dict[str, tuple[bool, str | None, str | None]] = {}
-        for r in csv.DictReader(io.StringIO(results["successful"])):
-            answers[r.get(key_field, "")] = (True, r.get("sf__Id") or None, None)
-        for r in csv.DictReader(io.StringIO(results["failed"])):
-            answers[r.get(key_field, "")] = (False, None, r.get("sf__Error") or "refused")
+        for done in csv.DictReader(io.StringIO(results["successful"])):
+            answers[done.get(key_field, "")] = (True, done.get("sf__Id") or None, None)
+        for refused in csv.DictReader(io.StringIO(results["failed"])):
+            error = refused.get("sf__Error") or "refused"
+            answers[refused.get(key_field, "")] = (False, None, error)
         outcomes = []
         for row in rows:
             ok, crm_id, error = answers.get(row.key, (False, None, None))
@@ -227,6 +232,10 @@ class SalesforceWriter:
         return out
 
 
+def _sf_datetime(value: dt.datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+
+
 def _csv_value(value: Any) -> str:
     """A record value as a Bulk API 2.0 CSV cell (numbers in plain decimal notation)."""
     if value is None:
@@ -234,7 +243,8 @@ def _csv_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return format(Decimal(repr(value)), "f")
+        text = repr(value)
+        return format(Decimal(text), "f") if "e" in text else text
     return str(value)
 
 
@@ -344,6 +354,8 @@ class SalesforceInstaller:
         self.client = client
         self.spec = spec
         self.settings = settings
+        #: (API name, payload key) of the snapshot columns, asked for per written row.
+        self._columns = [(api, col.key) for api, col in spec.sf_columns().items()]
         self.store = store
         self.connection = connection
 
