@@ -198,6 +198,9 @@ class Org:
         """(readable, editable) ``Object.Field`` names granted to the API user by the
         FieldPermissions of its assigned permission sets (sforce_api_objects_fieldpermissions.htm:
         ``PermissionsRead`` to see a field, ``PermissionsEdit`` to write it)."""
+        grants = self._grants  # asked per field per written row: no lock once known
+        if grants is not None:
+            return grants
         with self.lock:
             if self._grants is not None:
                 return self._grants
