@@ -17,6 +17,7 @@ import pytest
 
 from connectors.base import SyncResult, sync_connection
 from connectors.errors import AuthError
+from connectors.http import RetryEvent, retry_scope
 from connectors.hubspot import HubSpotSource
 from connectors.sources import open_source
 from connectors.store import Store
@@ -149,6 +150,28 @@ def test_side_by_side_pays_the_latency_in_parallel(fresh_portal: Portal, tmp_pat
     assert _most_in_flight(log) >= WORKERS - 1
     # ... and the pull took well under the time of one call after another.
     assert seconds[WORKERS] < 0.7 * seconds[1], seconds
+
+
+def test_retries_in_the_workers_are_reported_as_the_connection_s(
+    fresh_portal: Portal, tmp_path: Path
+) -> None:
+    p = fresh_portal
+    p.server.faults.add_json({"kind": "http_5xx", "count": 3, "statuses": [503],
+                              "crm": "hubspot", "path": "/crm/v3/objects/"})  # fmt: skip
+    seen: list[tuple[str | None, str, str]] = []
+
+    def observe(connection: str | None, event: RetryEvent) -> None:
+        seen.append((connection, event.reason, threading.current_thread().name))
+
+    store = _store(tmp_path, "retried")
+    with retry_scope(CONNECTION, observe):
+        assert _pull(store, p, WORKERS).outcome == "ok"
+    store.close()
+    # The service counts retries per connection through its retry scope: the worker threads
+    # carry it as the calling thread does.
+    assert len(seen) == 3
+    assert all(c == CONNECTION and r == "server_error" for c, r, _ in seen), seen
+    assert all(t.startswith("kpisync-pull") for _, _, t in seen), seen
 
 
 def _fail_by_scope(p: Portal) -> Callable[[], None]:
