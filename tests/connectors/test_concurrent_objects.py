@@ -174,19 +174,19 @@ def test_retries_in_the_workers_are_reported_as_the_connection_s(
     assert all(t.startswith("kpisync-pull") for _, _, t in seen), seen
 
 
-def _fail_by_scope(p: Portal) -> Callable[[], None]:
+def _fail_by_scope(p: Portal) -> Callable[[], object]:
     # Deals are not optional: a portal refusing their scope fails the sync (403 MISSING_SCOPES).
     p.app.configure({"unscoped_objects": ["deals"]})
     return lambda: p.app.configure({"unscoped_objects": []})
 
 
-def _pause_on_budget(p: Portal) -> Callable[[], None]:
+def _pause_on_budget(p: Portal) -> Callable[[], object]:
     # 20 % of 100 daily calls: the budget is spent part-way through the pull.
     p.app.configure({"daily": 100, "reset_limits": True})
     return lambda: p.app.configure({"tier": "unlimited", "reset_limits": True})
 
 
-def _no_fault(p: Portal) -> Callable[[], None]:
+def _no_fault(p: Portal) -> Callable[[], object]:
     return lambda: None
 
 
@@ -207,7 +207,7 @@ def _crash_in_calls(obj: str, n: int) -> None:
 def test_a_failure_ends_the_sync_as_one_after_another_does(
     fresh_portal: Portal,
     tmp_path: Path,
-    fault: Callable[[Portal], Callable[[], None]],
+    fault: Callable[[Portal], Callable[[], object]],
     after_batch: Callable[[str, int], None] | None,
     outcome: str,
     raised: type[Exception] | None,
@@ -216,7 +216,7 @@ def test_a_failure_ends_the_sync_as_one_after_another_does(
     clean = _store(tmp_path, "clean")
     _pull(clean, p, 1)
     p.server.faults.base_latency_ms = 30  # calls in flight when the failure comes
-    ended: dict[int, tuple[str, str, str]] = {}
+    ended: dict[int, tuple[str | None, str | None, str]] = {}
     sent: dict[int, int] = {}
     stores: dict[int, Store] = {}
     try:
@@ -253,7 +253,7 @@ def test_a_failure_ends_the_sync_as_one_after_another_does(
 
     assert ended[1][0] == ended[WORKERS][0] == outcome
     if outcome == "paused":
-        assert "API budget spent" in ended[WORKERS][1]
+        assert "API budget spent" in str(ended[WORKERS][1])
         # Not one call past the share, however many were in flight when it was reached.
         assert sent[1] == sent[WORKERS] == 20
     else:
