@@ -11,8 +11,10 @@ A job's query runs once, in a background thread, into the columnar result; pages
 it and streamed out in 10,000-row CSV chunks, so a million-row job never exists as one string.
 
 Ingest jobs (insert/update/upsert/delete) follow create ``Open`` → ``PUT batches`` (201) →
-``PATCH state=UploadComplete`` → ``JobComplete``; records are applied one by one (per-record
-lock/validation faults apply) and reported through ``successfulResults`` (``sf__Id``,
+``PATCH state=UploadComplete`` (answered at once: the job is queued) → ``InProgress`` →
+``JobComplete``; a background thread applies the records one by one (per-record lock/validation
+faults apply), as Salesforce processes a closed job asynchronously (bulk_api_2_job_states.htm),
+so a client can upload its next job while one runs. Results are reported through ``successfulResults`` (``sf__Id``,
 ``sf__Created``), ``failedResults`` (``sf__Id``, ``sf__Error``) and ``unprocessedrecords``.
 """
 
@@ -312,6 +314,7 @@ class IngestJob:
     unprocessed: list[list[str]] = field(default_factory=list)
     ready_at: float = 0.0
     processing_ms: int = 0
+    processed: bool = False
 
     def info(self, detail: bool = False) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -352,8 +355,11 @@ class IngestHandlers:
         job = self.jobs.get(job_id)
         if job is None:
             raise not_found()
-        if job.state == "UploadComplete" and time.monotonic() >= job.ready_at:
-            job.state = "JobComplete"
+        with self._lock:
+            if job.state in ("UploadComplete", "InProgress") and job.processed:
+                job.state = "JobComplete" if time.monotonic() >= job.ready_at else "InProgress"
+            elif job.state == "UploadComplete":
+                job.state = "InProgress"
         return job
 
     def create(self, request: Request, version: str) -> Response:
@@ -406,12 +412,24 @@ class IngestHandlers:
             raise SalesforceError(400, "INVALIDJOB", f"Invalid state: {state}")
         if job.state != "Open":
             raise SalesforceError(409, "INVALIDJOBSTATE", f"Job is {job.state}, not Open")
-        started = time.monotonic()
-        self._process(job, request)
-        job.processing_ms = int((time.monotonic() - started) * 1000)
         job.state = "UploadComplete"
         job.ready_at = time.monotonic() + self.app.bulk_min_job_seconds
-        return json_response(200, job.info())
+        answer = json_response(200, job.info())
+        t = threading.Thread(target=self._run, args=(job, request), name=f"ingest-{job.id}",
+                             daemon=True)  # fmt: skip
+        t.start()
+        return answer
+
+    def _run(self, job: IngestJob, request: Request) -> None:
+        started = time.monotonic()
+        try:
+            self._process(job, request)
+        except Exception as exc:  # a job failure, never a crashed server thread
+            job.failures.append(("", f"UNKNOWN_EXCEPTION:{exc}: --", []))
+        finally:
+            job.processing_ms = int((time.monotonic() - started) * 1000)
+            with self._lock:
+                job.processed = True
 
     def _process(self, job: IngestJob, request: Request) -> None:
         org = self.app.org
