@@ -461,18 +461,22 @@ def _bulk_create(sf: Salesforce, obj: str, soql: str, poll_s: float) -> str:
     return job_id
 
 
-def await_bulk_job(client: Any, job_id: str, poll_s: float, *, query: bool) -> dict[str, Any]:
+def await_bulk_job(
+    client: Any, job_id: str, poll_s: float, *, query: bool, first_wait_s: float | None = None
+) -> dict[str, Any]:
     """Poll a Bulk API 2.0 job (query or ingest) until ``JobComplete``; its last job info.
 
     simple-salesforce's ``wait_for_job`` polls every ``wait`` seconds whatever the job's age: a
     minute-long job at a 2 s interval is some 30 calls. Here each wait doubles the last
-    (BULK_POLL_CAP_S at most): ~log2(job time / poll_s) polls.
+    (BULK_POLL_CAP_S at most): ~log2(job time / poll_s) polls. ``first_wait_s``: the first
+    look's wait when it is not ``poll_s`` (a job submitted a while ago is looked at at once).
     """
     wait = max(poll_s, 0.01)
+    sleep = wait if first_wait_s is None else max(first_wait_s, 0.0)
     deadline = time.monotonic() + BULK_WAIT_S
     state = ""
     while time.monotonic() < deadline:
-        time.sleep(wait)
+        time.sleep(sleep)
         info: dict[str, Any] = dict(client.get_job(job_id, query))
         state = str(info.get("state", ""))
         # bulk_api_2_job_states.htm: UploadComplete and InProgress are still running; results
@@ -484,6 +488,7 @@ def await_bulk_job(client: Any, job_id: str, poll_s: float, *, query: bool) -> d
                 f"Job failure. Response content: {info.get('errorMessage') or info}"
             )
         wait = min(wait * 2, BULK_POLL_CAP_S)
+        sleep = wait
     raise SalesforceOperationError(f"Job timeout. Job status: {state}")
 
 

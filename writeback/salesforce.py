@@ -27,9 +27,11 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import time
 import urllib.parse
 from collections.abc import Callable, Sequence
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from simple_salesforce.api import Salesforce
@@ -125,7 +127,7 @@ class SalesforceWriter:
 
     def batch_size(self, target: str, pending: int = 0) -> int:
         if target == self.spec.sf_object and pending > BULK_MIN_ROWS:
-            return BULK_JOB_ROWS
+            return pending  # one send: its jobs are all queued before any is awaited
         return BATCH
 
     def history(self, target: str) -> bool:
@@ -175,45 +177,40 @@ class SalesforceWriter:
     def _send_bulk(
         self, target: str, rows: Sequence[Row], computed_at: dt.datetime
     ) -> list[Outcome]:
-        """One Bulk API 2.0 upsert job for ``rows``; each row's answer from the job results."""
+        """Bulk API 2.0 upsert jobs of up to :data:`BULK_JOB_ROWS` rows: every job is uploaded
+        and closed (queued) before the first is awaited, so the CRM works on one job while the
+        next is built and sent; each row's answer comes from its job's results."""
         key_field = self.spec.sf_key_field
         stamp = _sf_datetime(computed_at)
+        poll_s = self.client.cfg.options.bulk_poll_s
+        queued: list[tuple[Sequence[Row], str, float]] = []
+        for i in range(0, len(rows), BULK_JOB_ROWS):
+            chunk = rows[i : i + BULK_JOB_ROWS]
+            data = self._csv(chunk, stamp)
+            job_id = self.client.call(partial(_ingest_submit, obj=target, key_field=key_field,
+                                              data=data), obj=target)  # fmt: skip
+            queued.append((chunk, job_id, time.monotonic()))
+        outcomes: list[Outcome] = []
+        for chunk, job_id, submitted in queued:
+            first = poll_s - (time.monotonic() - submitted)
+            collect = partial(_ingest_results, obj=target, job_id=job_id, poll_s=poll_s,
+                              first_wait_s=first)  # fmt: skip
+            results = self.client.call(collect, obj=target)
+            outcomes += _bulk_outcomes(chunk, results, key_field)
+        return outcomes
+
+    def _csv(self, rows: Sequence[Row], stamp: str) -> str:
+        """Snapshot rows as a Bulk API 2.0 CSV (external id, Name, the snapshot columns)."""
         out = io.StringIO()
         w = csv.writer(out, lineterminator="\n")
-        w.writerow([key_field, "Name", *(api for api, _ in self._columns)])
+        w.writerow([self.spec.sf_key_field, "Name", *(api for api, _ in self._columns)])
         for r in rows:
             p = r.payload
             name = f"{p['metric']} {p['scope']} {p['subject_id']} {p['period_start'] or ''}"
             cells = (stamp if key == "computed_at" else _csv_value(p.get(key))
                      for _, key in self._columns)  # fmt: skip
             w.writerow([r.key, name[:80], *cells])
-        data = out.getvalue()
-        poll_s = self.client.cfg.options.bulk_poll_s
-        results = self.client.call(
-            lambda sf: _ingest_upsert(sf, target, key_field, data, poll_s), obj=target
-        )
-        answers: dict[str, tuple[bool, str | None, str | None]] = {}
-        for done in csv.DictReader(io.StringIO(results["successful"])):
-            answers[done.get(key_field, "")] = (True, done.get("sf__Id") or None, None)
-        for refused in csv.DictReader(io.StringIO(results["failed"])):
-            error = refused.get("sf__Error") or "refused"
-            answers[refused.get(key_field, "")] = (False, None, error)
-        outcomes = []
-        for row in rows:
-            ok, crm_id, error = answers.get(row.key, (False, None, None))
-            if ok:
-                outcomes.append(Outcome(row.key, row.hash, True, crm_id=crm_id))
-            elif error is None:
-                # Unprocessed (the job stopped before it) or missing from the results: sent
-                # again in the next round, like a locked row.
-                outcomes.append(Outcome(row.key, row.hash, False, retriable=True,
-                                        error="not processed by the Bulk API job"))  # fmt: skip
-            else:
-                # sf__Error is "STATUS_CODE:message:fields --" (get_job_failed_results.htm).
-                code = error.split(":", 1)[0]
-                outcomes.append(Outcome(row.key, row.hash, False, error=error.rstrip(" -"),
-                                        retriable=code in _RETRIABLE))  # fmt: skip
-        return outcomes
+        return out.getvalue()
 
     def delete(self, target: str, entries: Sequence[LedgerEntry]) -> list[Outcome]:
         if target != self.spec.sf_object:
@@ -248,12 +245,11 @@ def _csv_value(value: Any) -> str:
     return str(value)
 
 
-def _ingest_upsert(
-    sf: Salesforce, obj: str, key_field: str, data: str, poll_s: float
-) -> dict[str, str]:
-    """Create, fill, close and await one upsert ingest job; its successful and failed results
-    (CSV). Retried as a whole on a transport error: an upsert by external id is idempotent."""
-    from simple_salesforce.bulk2 import ColumnDelimiter, LineEnding, Operation, ResultsType
+def _ingest_submit(sf: Salesforce, obj: str, key_field: str, data: str) -> str:
+    """Create an upsert ingest job, upload ``data`` and close it (queued); the job id. A retry
+    after a transport error creates a new job: an upsert by external id is idempotent, and a
+    job left open is discarded by Salesforce."""
+    from simple_salesforce.bulk2 import ColumnDelimiter, LineEnding, Operation
 
     client = getattr(sf.bulk2, obj)._client
     job = client.create_job(Operation.upsert, None, ColumnDelimiter.COMMA, LineEnding.LF,
@@ -261,12 +257,47 @@ def _ingest_upsert(
     job_id = str(job["id"])
     client.upload_job_data(job_id, data)
     client.close_job(job_id)
-    await_bulk_job(client, job_id, poll_s, query=False)
-    # Unprocessed rows (a job aborted part-way) are the ones in neither list: re-sent as such.
+    return job_id
+
+
+def _ingest_results(
+    sf: Salesforce, obj: str, job_id: str, poll_s: float, first_wait_s: float
+) -> dict[str, str]:
+    """Await a closed ingest job; its successful and failed results (CSV). Rows in neither
+    (unprocessed, a job aborted part-way) are re-sent by the caller."""
+    from simple_salesforce.bulk2 import ResultsType
+
+    client = getattr(sf.bulk2, obj)._client
+    await_bulk_job(client, job_id, poll_s, query=False, first_wait_s=first_wait_s)
     return {
         "successful": client.get_ingest_results(job_id, ResultsType.successful),
         "failed": client.get_ingest_results(job_id, ResultsType.failed),
     }
+
+
+def _bulk_outcomes(rows: Sequence[Row], results: dict[str, str], key_field: str) -> list[Outcome]:
+    """Each row's answer from its job's results, matched by the external id."""
+    answers: dict[str, tuple[bool, str | None, str | None]] = {}
+    for done in csv.DictReader(io.StringIO(results["successful"])):
+        answers[done.get(key_field, "")] = (True, done.get("sf__Id") or None, None)
+    for refused in csv.DictReader(io.StringIO(results["failed"])):
+        error = refused.get("sf__Error") or "refused"
+        answers[refused.get(key_field, "")] = (False, None, error)
+    outcomes = []
+    for row in rows:
+        ok, crm_id, error = answers.get(row.key, (False, None, None))
+        if ok:
+            outcomes.append(Outcome(row.key, row.hash, True, crm_id=crm_id))
+        elif error is None:
+            # Unprocessed or missing from the results: sent again next round, like a locked row.
+            outcomes.append(Outcome(row.key, row.hash, False, retriable=True,
+                                    error="not processed by the Bulk API job"))  # fmt: skip
+        else:
+            # sf__Error is "STATUS_CODE:message:fields --" (get_job_failed_results.htm).
+            code = error.split(":", 1)[0]
+            outcomes.append(Outcome(row.key, row.hash, False, error=error.rstrip(" -"),
+                                    retriable=code in _RETRIABLE))  # fmt: skip
+    return outcomes
 
 
 # -- install / check / uninstall ------------------------------------------------------------------
