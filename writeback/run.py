@@ -6,7 +6,10 @@ cycle itself is shared:
 
 * **plan** per target (``writeback.plan.diff`` against ``writeback.ledger``); a dry run stops here;
 * **push** in the largest batches the API takes; every call's per-row answers are recorded at
-  once (crash-safe: nothing is recorded that the CRM did not confirm);
+  once (crash-safe: nothing is recorded that the CRM did not confirm). A writer that declares
+  ``concurrent_sends`` > 1 has that many calls in flight at once, sent from worker threads; their
+  answers are still recorded one call at a time, in the order the calls were submitted, by the
+  calling thread (the only one that uses the store);
 * a call refused as a whole (one bad row poisoning a HubSpot batch) is split in halves until the
   bad rows stand alone, so a partial batch never blocks the rest;
 * rows refused as locked are re-sent in the same run (``lock_retries``); any other refusal waits
@@ -18,14 +21,18 @@ the store) or one the admin mapped explicitly (``mapped_fields``): :class:`NotOw
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from connectors.errors import ApiError, FatalError
-from connectors.http import RetryEvent, report_retry
+from connectors.http import RetryEvent, report_retry, stop_scope
 from connectors.store import Store
 from writeback import ledger
 from writeback.ledger import LedgerEntry
@@ -38,6 +45,13 @@ class NotOwned(FatalError):
 
 
 class Writer(Protocol):
+    """The CRM-specific part of a writeback.
+
+    A writer may also have ``concurrent_sends: int`` (read with ``getattr``, default 1): how many
+    :meth:`send` calls of one target may be in flight at once. Above 1, :meth:`send` and the
+    ``calls`` count must be safe to use from several threads; the store is never touched there.
+    """
+
     crm: str
 
     @property
@@ -153,12 +167,13 @@ def _push(
                       now=now)  # fmt: skip
 
     pending = list(plan.upserts)
-    for round_ in range(settings.lock_retries + 1):
-        size = writer.batch_size(target, len(pending))
-        retry: list[Row] = []
-        by_key = {r.key: r for r in pending}
-        for i in range(0, len(pending), size):
-            for outcomes in _send(writer, target, pending[i : i + size], now):
+    with _Sender(writer, target, now) as sender:
+        for round_ in range(settings.lock_retries + 1):
+            size = writer.batch_size(target, len(pending))
+            retry: list[Row] = []
+            by_key = {r.key: r for r in pending}
+            chunks = [pending[i : i + size] for i in range(0, len(pending), size)]
+            for outcomes in sender.answers(chunks):
                 last = round_ == settings.lock_retries
                 final: list[Outcome] = []
                 for o in outcomes:
@@ -175,10 +190,10 @@ def _push(
                 tr.written += sum(o.ok for o in final)
                 tr.failed += sum(not o.ok for o in final)
                 tr.errors.extend(f"{o.key}: {o.error}" for o in final if not o.ok)
-        if not retry:
-            break
-        time.sleep(min(2.0, 0.2 * 2**round_))
-        pending = retry
+            if not retry:
+                break
+            time.sleep(min(2.0, 0.2 * 2**round_))
+            pending = retry
     if plan.forget:
         ledger.forget(store, connection, target, plan.forget)
     size = writer.batch_size(target)
@@ -189,6 +204,63 @@ def _push(
         ledger.forget(store, connection, target, gone)
         tr.deleted += len(gone)
         tr.errors.extend(f"{o.key}: delete: {o.error}" for o in outcomes if not o.ok)
+
+
+class _Sender:
+    """Sends chunks of one target and hands back each call's answers in submission order.
+
+    With ``concurrent_sends`` <= 1 every chunk is sent when its answers are asked for, as a plain
+    loop would. Above, up to that many chunks are sent at once from worker threads (each in a
+    copy of the caller's context: retry scope and observer reach their calls). A chunk is
+    submitted only once an earlier one's answers are recorded, so never more than
+    ``concurrent_sends`` chunks are sent but unrecorded; none is submitted once a call in flight
+    has failed. Leaving the ``with`` block on an exception stops the workers (no call starts, no
+    retry wait goes on) and waits for the calls in flight: their answers are dropped unrecorded,
+    and those rows are sent again next run (an upsert by key: the same records, no duplicates).
+    """
+
+    def __init__(self, writer: Writer, target: str, now: dt.datetime) -> None:
+        self.writer, self.target, self.now = writer, target, now
+        self.workers = max(1, int(getattr(writer, "concurrent_sends", 1) or 1))
+        self.stop = threading.Event()
+        self.pool: ThreadPoolExecutor | None = None
+
+    def __enter__(self) -> _Sender:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if self.pool is None:
+            return
+        if kind is not None:
+            self.stop.set()
+        # Interrupted (Ctrl-C): do not wait; the workers stop at their next call or wait.
+        self.pool.shutdown(wait=kind is None or issubclass(kind, Exception), cancel_futures=True)
+
+    def _call(self, rows: list[Row]) -> list[list[Outcome]]:
+        with stop_scope(self.stop):
+            return _send(self.writer, self.target, rows, self.now)
+
+    def answers(self, chunks: Sequence[list[Row]]) -> Iterator[list[Outcome]]:
+        """Each call's per-row answers (a refused call split in halves answers as several), in
+        the order of ``chunks``; the caller records one before asking for the next."""
+        if self.workers == 1 or len(chunks) <= 1:
+            for rows in chunks:
+                yield from _send(self.writer, self.target, rows, self.now)
+            return
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="kpisync-write")
+        flying: deque[Future[list[list[Outcome]]]] = deque()
+        todo = deque(chunks)
+        while todo or flying:
+            while todo and len(flying) < self.workers and not _failed(flying):
+                context = contextvars.copy_context()  # one per thread: a context runs once
+                flying.append(self.pool.submit(context.run, self._call, todo.popleft()))
+            head = flying.popleft()
+            yield from head.result()  # raises what the call raised, as a send in order would
+
+
+def _failed(flying: deque[Future[list[list[Outcome]]]]) -> bool:
+    return any(f.done() and f.exception() is not None for f in flying)
 
 
 def _send(writer: Writer, target: str, rows: list[Row], now: dt.datetime) -> list[list[Outcome]]:
