@@ -13,7 +13,8 @@ Every call goes through :class:`connectors.hubspot_http.HubSpotHttp` (limits, re
 * **Writeback**: ``POST /crm/v3/objects/{objectType}/batch/upsert`` with ``idProperty=kpi_key``
   (``crm.objects.batch_api.upsert``), at most 100 inputs per call (objects guide,
   developers.hubspot.com/docs/guides/crm/using-object-apis); a 207 answer lists the refused inputs
-  in ``errors[].context.ids``. Deletions use ``batch/archive``.
+  in ``errors[].context.ids``. Up to ``[sync] hubspot_concurrency`` upserts are in flight at
+  once (``HubSpotWriter.concurrent_sends``). Deletions use ``batch/archive``.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ def hubspot_http(cfg: ConnectionConfig) -> HubSpotHttp:
         ),
         base_url=cfg.base_url, ca_bundle=cfg.ca_bundle,
         limits=Limits(budget_share=o.budget_share, timeout_s=o.timeout_s,
+                      concurrency=o.hubspot_concurrency,
                       retry=RetryPolicy(o.retry_attempts, o.retry_base_s, o.retry_cap_s)),
     )  # fmt: skip
 
@@ -108,6 +110,15 @@ class HubSpotWriter:
     @property
     def calls(self) -> int:
         return self.http.calls
+
+    @property
+    def concurrent_sends(self) -> int:
+        """Batch upserts in flight at once (``[sync] hubspot_concurrency``, the connection's
+        calls in flight). HubSpot limits calls per 10 seconds and per day, not calls in flight
+        (usage-guidelines page, developers.hubspot.com/docs/api/usage-details): the client's
+        window paces them all the same; overlapping only keeps one call's latency from holding
+        up the next. :meth:`send` touches no store and the client is thread-safe."""
+        return max(1, self.http.limits.concurrency)
 
     def desired(self, store: Store, connection: str, today: dt.date) -> dict[str, dict[str, Row]]:
         ot = _object_type(store, connection, self.spec)
