@@ -12,8 +12,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any
 
 import polars as pl
@@ -106,6 +108,35 @@ def value_hash(payload: Mapping[str, Any]) -> str:
     return hashlib.sha256(_HASH_JSON.encode(body).encode()).hexdigest()[:32]
 
 
+def _json_text(v: str | None) -> str:
+    return "null" if v is None else _json_string(v)
+
+
+def _json_number(v: float | None) -> str:
+    if v is None:
+        return "null"
+    if v != v:
+        return "NaN"
+    if v in (math.inf, -math.inf):
+        return "Infinity" if v > 0 else "-Infinity"
+    return float.__repr__(v)
+
+
+def _snapshot_hash(p: Payload) -> str:
+    """:func:`value_hash` of a snapshot payload, its JSON written out directly (the same text
+    ``_HASH_JSON`` makes of it, keys in sorted order; a few times faster per row)."""
+    t, n = _json_text, _json_number
+    text = (
+        f'{{"denominator":{n(p["denominator"])},"dimension":{t(p["dimension"])},'
+        f'"metric":{t(p["metric"])},"numerator":{n(p["numerator"])},'
+        f'"period_end":{t(p["period_end"])},"period_start":{t(p["period_start"])},'
+        f'"period_type":{t(p["period_type"])},"rep":{t(p["rep"])},"scope":{t(p["scope"])},'
+        f'"subject_id":{t(p["subject_id"])},"target":{n(p["target"])},"team":{t(p["team"])},'
+        f'"unit":{t(p["unit"])},"value":{n(p["value"])}}}'
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
 def snapshot_rows(
     kpis: pl.DataFrame, rep_teams: Mapping[str, str | None], targets: Mapping[str, str]
 ) -> dict[str, Row]:
@@ -117,31 +148,45 @@ def snapshot_rows(
             target_of[(r["metric"], r["scope"], r["subject_id"], r["period_start"])] = _num(
                 r["value"]
             )
+    # A few dozen periods for hundreds of thousands of rows: their texts are made once each.
+    periods: dict[tuple[Any, Any], tuple[str, str | None, str | None]] = {}
     out: dict[str, Row] = {}
-    for r in kpis.iter_rows(named=True):
-        scope, subject = str(r["scope"]), str(r["subject_id"])
-        ptype = period_type(r["period_start"], r["period_end"])
-        key = row_key(r["metric"], scope, subject, r["period_start"], ptype, r.get("dimension"))
-        tkpi = targets.get(r["metric"])
+    columns = ("metric", "scope", "subject_id", "period_start", "period_end", "dimension",
+               "value", "unit", "numerator", "denominator")  # fmt: skip
+    if "dimension" not in kpis.columns:
+        kpis = kpis.with_columns(dimension=pl.lit(None, dtype=pl.String))
+    for metric, scope, subject, start, end, dimension, value, unit, num, den in kpis.select(
+        columns
+    ).iter_rows():
+        scope, subject = str(scope), str(subject)
+        period = periods.get((start, end))
+        if period is None:
+            period = periods[(start, end)] = (
+                period_type(start, end),
+                start.isoformat() if start else None,
+                end.isoformat() if end else None,
+            )
+        ptype = period[0]
+        key = row_key(metric, scope, subject, start, ptype, dimension)
+        tkpi = targets.get(metric)
         payload: Payload = {
-            "metric": r["metric"],
+            "metric": metric,
             "scope": scope,
             "subject_id": subject,
             "rep": subject if scope == "rep" else None,
             "team": subject if scope == "team" else rep_teams.get(subject) if scope == "rep"
             else None,
-            "period_start": r["period_start"].isoformat() if r["period_start"] else None,
-            "period_end": r["period_end"].isoformat() if r["period_end"] else None,
+            "period_start": period[1],
+            "period_end": period[2],
             "period_type": ptype,
-            "dimension": r.get("dimension"),
-            "value": _num(r["value"]),
-            "unit": r["unit"],
-            "target": None if tkpi is None
-            else target_of.get((tkpi, scope, subject, r["period_start"])),
-            "numerator": _num(r["numerator"]),
-            "denominator": _num(r["denominator"]),
+            "dimension": dimension,
+            "value": _num(value),
+            "unit": unit,
+            "target": None if tkpi is None else target_of.get((tkpi, scope, subject, start)),
+            "numerator": _num(num),
+            "denominator": _num(den),
         }  # fmt: skip
-        out[key] = Row(key, payload, value_hash(payload))
+        out[key] = Row(key, payload, _snapshot_hash(payload))
     return out
 
 
