@@ -30,27 +30,35 @@ def open_source(
     raise ConfigError(f"unknown crm {cfg.crm!r}")
 
 
-def _hubspot_source(cfg: ConnectionConfig, mapping: Mapping[str, Any], store: Store) -> Any:
-    from connectors.hubspot import HubSpotCredentials, HubSpotSettings, HubSpotSource, Limits
-    from connectors.hubspot_mapping import HubSpotMapping
+def hubspot_access(cfg: ConnectionConfig) -> tuple[Any, Any]:
+    """(credentials, limits) of a HubSpot connection: what sync and writeback both build their
+    :class:`~connectors.hubspot_http.HubSpotHttp` from, so an admin's caps hold for both."""
+    from connectors.hubspot_http import HubSpotCredentials, Limits
 
     def secret(value: Any) -> str | None:
         return None if value is None else str(value.get())
 
     o = cfg.options
+    credentials = HubSpotCredentials(
+        access_token=secret(cfg.access_token), client_id=cfg.client_id,
+        client_secret=secret(cfg.client_secret), refresh_token=secret(cfg.refresh_token),
+    )  # fmt: skip
+    limits = Limits(
+        budget_share=o.budget_share, timeout_s=o.timeout_s,
+        max_requests_per_10s=o.hubspot_requests_per_10s, concurrency=o.hubspot_concurrency,
+        retry=RetryPolicy(o.retry_attempts, o.retry_base_s, o.retry_cap_s),
+    )  # fmt: skip
+    return credentials, limits
+
+
+def _hubspot_source(cfg: ConnectionConfig, mapping: Mapping[str, Any], store: Store) -> Any:
+    from connectors.hubspot import HubSpotSettings, HubSpotSource
+    from connectors.hubspot_mapping import HubSpotMapping
+
+    credentials, limits = hubspot_access(cfg)
     settings = HubSpotSettings(
-        connection=cfg.name,
-        credentials=HubSpotCredentials(
-            access_token=secret(cfg.access_token), client_id=cfg.client_id,
-            client_secret=secret(cfg.client_secret), refresh_token=secret(cfg.refresh_token),
-        ),
-        base_url=cfg.base_url, ca_bundle=cfg.ca_bundle,
-        limits=Limits(
-            budget_share=o.budget_share, timeout_s=o.timeout_s,
-            max_requests_per_10s=o.hubspot_requests_per_10s, concurrency=o.hubspot_concurrency,
-            retry=RetryPolicy(o.retry_attempts, o.retry_base_s, o.retry_cap_s),
-        ),
-        mapping=HubSpotMapping.from_settings(mapping),
+        connection=cfg.name, credentials=credentials, base_url=cfg.base_url,
+        ca_bundle=cfg.ca_bundle, limits=limits, mapping=HubSpotMapping.from_settings(mapping),
     )  # fmt: skip
     return HubSpotSource(settings, store)
 

@@ -27,8 +27,7 @@ import numpy as np
 
 from connectors.config import ConnectionConfig
 from connectors.errors import ApiError, AuthError
-from connectors.http import RetryPolicy
-from connectors.hubspot_http import HubSpotCredentials, HubSpotHttp, Limits
+from connectors.hubspot_http import HubSpotHttp
 from connectors.store import Store
 from writeback import ledger
 from writeback.install import Action, Status
@@ -47,22 +46,12 @@ _TYPES = {Kind.TEXT: ("string", "text"), Kind.USER: ("string", "text"),
 
 
 def hubspot_http(cfg: ConnectionConfig) -> HubSpotHttp:
-    """The connector's HubSpot choke point for a configured connection."""
+    """The connector's HubSpot choke point for a configured connection (the sync's limits)."""
+    from connectors.sources import hubspot_access
 
-    def secret(value: Any) -> str | None:
-        return None if value is None else str(value.get())
-
-    o = cfg.options
-    return HubSpotHttp(
-        HubSpotCredentials(
-            access_token=secret(cfg.access_token), client_id=cfg.client_id,
-            client_secret=secret(cfg.client_secret), refresh_token=secret(cfg.refresh_token),
-        ),
-        base_url=cfg.base_url, ca_bundle=cfg.ca_bundle,
-        limits=Limits(budget_share=o.budget_share, timeout_s=o.timeout_s,
-                      concurrency=o.hubspot_concurrency,
-                      retry=RetryPolicy(o.retry_attempts, o.retry_base_s, o.retry_cap_s)),
-    )  # fmt: skip
+    credentials, limits = hubspot_access(cfg)
+    return HubSpotHttp(credentials, base_url=cfg.base_url, ca_bundle=cfg.ca_bundle,
+                       limits=limits)  # fmt: skip
 
 
 def _text(value: Any) -> str:

@@ -23,6 +23,7 @@ from connectors.sources import open_source
 from connectors.store import Store
 from service.settings import SettingsError, parse_settings
 from tests.connectors.test_hubspot_support import CONNECTION, Portal, fresh_portal, portal
+from writeback.hubspot import hubspot_http
 
 __all__ = ["fresh_portal", "portal"]  # fixtures
 
@@ -280,6 +281,12 @@ def test_the_concurrency_comes_from_the_sync_settings(tmp_path: Path) -> None:
     assert open_source(settings.connections["hs"], {}, store).concurrent_objects == 2
     assert open_source(settings.connections["one"], {}, store).concurrent_objects == 1
     assert parse_settings({}, env={}).sync.hubspot_concurrency == 4
+    # Writeback's client takes the same limits as the sync's: concurrency and the admin's cap.
+    capped = parse_settings({**data, "sync": {"hubspot_concurrency": 3,
+                                              "hubspot_requests_per_10s": 40}}, env={})  # fmt: skip
+    for name, workers in (("hs", 3), ("one", 1)):
+        http = hubspot_http(capped.connections[name])
+        assert (http.limits.concurrency, http.limits.max_requests_per_10s) == (workers, 40)
     for bad in (0, 17, 2.5):
         with pytest.raises(SettingsError, match=r"sync\.hubspot_concurrency"):
             parse_settings({"sync": {"hubspot_concurrency": bad}}, env={})
