@@ -87,6 +87,10 @@ class ObjectTable:
         #: property -> (value -> overlay ids, id -> value): unique-value lookups (upserts by
         #: ``idProperty``) without a scan of every overlay row per record.
         self._overlay_index: dict[str, tuple[dict[str, set[int]], dict[int, str]]] = {}
+        #: property -> (value -> base positions): the same lookups over the columnar base,
+        #: instead of a scan of the whole column per batch (a large writeback's upserts would
+        #: each scan every record written before them). Rebuilt when the base is.
+        self._base_index: dict[str, dict[str, list[int]]] = {}
         self._typed: dict[str, pl.Series] = {}
         #: Merged-away id → the id it was merged into (a GET of the old id answers the winner).
         self.merged_into: dict[int, int] = {}
@@ -187,7 +191,7 @@ class ObjectTable:
                       iso_from_ms(created), iso_from_ms(updated))  # fmt: skip
 
     def find_by(self, prop: str, values: list[str]) -> dict[str, int]:
-        """Live record ids by the value of a (unique) property; one column scan per call."""
+        """Live record ids by the value of a (unique) property (indexed lookups)."""
         wanted = [v for v in values if v]
         out: dict[str, int] = {}
         if not wanted:
@@ -198,10 +202,18 @@ class ObjectTable:
                     out[v] = int(v)
             return out
         if prop in self.base.columns and len(self.base):
-            mask = self.base[prop].is_in(wanted).to_numpy() & ~self.shadow
-            hit = self.base.filter(pl.Series(mask))
-            for v, rid in zip(hit[prop].to_list(), hit[ID].to_list(), strict=True):
-                out.setdefault(v, int(rid))
+            index = self._base_index.get(prop)
+            if index is None:
+                index = {}
+                for at, value in enumerate(self.base[prop].to_list()):
+                    if value is not None:
+                        index.setdefault(value, []).append(at)
+                self._base_index[prop] = index
+            for v in wanted:
+                # The first live (not shadowed by an overlay copy) base row, in id order.
+                live = next((p for p in index.get(v, ()) if not self.shadow[p]), None)
+                if live is not None:
+                    out[v] = int(self.base_ids[live])
         by_value = self._overlay_ids(prop)
         for v in wanted:
             for rid in sorted(by_value.get(v, ())):
@@ -383,6 +395,7 @@ class ObjectTable:
         self.rows = {rid: r for rid, r in self.rows.items() if r.archived_ms is not None}
         self._row_ids = sorted(self.rows)
         self._overlay_index.clear()
+        self._base_index.clear()
         self._typed.clear()
         self.version += 1
 
