@@ -32,7 +32,9 @@ Public API (the contract the connectors code against)::
     store.runs("sf-prod", limit=10) -> list[RunRecord]
     store.record_api_usage("sf-prod", used=.., limit=..)  /  store.api_usage("sf-prod")
     store.write_kpis("sf-prod", values_frame, computed_at) -> rows  # replaces the connection's KPIs
+                                                    # (writing only the rows that differ)
     store.read_kpis("sf-prod") -> pl.DataFrame
+    store.select_rows("writeback_ledger", columns, "sf-prod", where={...}) -> list[tuple]
     store.connections() -> list[str]
 
 Transaction and cursor contract:
