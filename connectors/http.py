@@ -217,6 +217,16 @@ class RateLimiter:
         return wait
 
 
+#: The longest a call waits for the first usage report of a client (a call's own timeout
+#: bounds it anyway; this only guards against a call that never settles).
+FIRST_REPORT_WAIT_S = 120.0
+
+
+#: Within this many calls of the budget's share, calls are admitted one at a time (more than
+#: the most calls ever in flight, [sync] hubspot_concurrency ≤ 16).
+SERIAL_MARGIN_CALLS = 32
+
+
 @dataclass
 class BudgetGuard:
     """Pause before the sync spends more than ``share`` of the CRM's daily API allowance.
@@ -234,8 +244,8 @@ class BudgetGuard:
     share: float = 0.2
     used: int | None = None
     limit: int | None = None
-    _lock: threading.Lock = field(
-        default_factory=threading.Lock, init=False, repr=False, compare=False
+    _lock: threading.Condition = field(
+        default_factory=threading.Condition, init=False, repr=False, compare=False
     )
     _local: threading.local = field(
         default_factory=threading.local, init=False, repr=False, compare=False
@@ -243,6 +253,9 @@ class BudgetGuard:
     _pending: int = field(default=0, init=False, repr=False, compare=False)
     _admitted: int = field(default=0, init=False, repr=False, compare=False)
     _applied: int = field(default=0, init=False, repr=False, compare=False)
+    #: Tickets of calls that ended without a report (HubSpot searches carry none): the CRM
+    #: counted them, ``used`` does not until a later call's report.
+    _unreported: list[int] = field(default_factory=list, init=False, repr=False, compare=False)
 
     def _calls(self) -> list[list[int]]:
         """This thread's admitted calls, innermost last: ``[ticket, reported]``."""
@@ -263,6 +276,9 @@ class BudgetGuard:
             if newest or limit != self.limit or self.used is None or used > self.used:
                 self.used, self.limit = used, limit
                 self._applied = max(self._applied, ticket or 0)
+                # A report of a later call covers the unreported calls that ended before it.
+                self._unreported = [t for t in self._unreported if t > self._applied]
+            self._lock.notify_all()
 
     @property
     def allowance(self) -> int | None:
@@ -279,17 +295,36 @@ class BudgetGuard:
         if used is None or limit is None:
             return
         allowance = int(limit * self.share)
-        if used + self._pending >= allowance:
-            going = f" and {self._pending} under way" if self._pending else ""
+        ahead = self._pending + len(self._unreported)
+        if used + ahead >= allowance:
+            going = f" and {ahead} under way or not yet reported" if ahead else ""
             raise BudgetPaused(
                 f"API budget spent: {used} of {limit} daily calls used{going}, the budget is "
                 f"{self.share:.0%} ({allowance}); the sync resumes from its cursors later",
                 used=used, limit=limit, crm=crm,
             )  # fmt: skip
 
+    def _near_the_end(self) -> bool:
+        used, limit = self.used, self.limit
+        if used is None or limit is None:
+            return False
+        return int(limit * self.share) - used <= SERIAL_MARGIN_CALLS
+
     def admit(self, crm: str) -> None:
-        """:meth:`check`, and count the call as under way until :meth:`settle`."""
+        """:meth:`check`, and count the call as under way until :meth:`settle`.
+
+        Before the first usage report nothing says where the day stands: calls then go one at
+        a time (a new client's side-by-side calls would otherwise all go out unchecked), and
+        the first answer's report admits the rest.
+        """
         with self._lock:
+            if not any(not reported for _, reported in self._calls()):
+                self._lock.wait_for(lambda: self.used is not None or self._pending == 0,
+                                    timeout=FIRST_REPORT_WAIT_S)  # fmt: skip
+                # Near the end of the share, calls go one at a time again: reports of calls
+                # answered out of order can lag, and the share must hold to the call.
+                if self._near_the_end():
+                    self._lock.wait_for(lambda: self._pending == 0, timeout=FIRST_REPORT_WAIT_S)
             self._check(crm)
             self._admitted += 1
             self._pending += 1
@@ -299,8 +334,13 @@ class BudgetGuard:
         """The call admitted last by this thread is over (reported on or not)."""
         with self._lock:
             calls = self._calls()
-            if calls and not calls.pop()[1]:
-                self._pending -= 1
+            if calls:
+                ticket, reported = calls.pop()
+                if not reported:
+                    self._pending -= 1
+                    if self.used is not None:
+                        self._unreported.append(ticket)
+            self._lock.notify_all()
 
 
 #: How often a Salesforce connection paused on its budget looks again (one call each time).
