@@ -14,8 +14,9 @@ Ingest jobs (insert/update/upsert/delete) follow create ``Open`` → ``PUT batch
 ``PATCH state=UploadComplete`` (answered at once: the job is queued) → ``InProgress`` →
 ``JobComplete``; a background thread applies the records one by one (per-record lock/validation
 faults apply), as Salesforce processes a closed job asynchronously (bulk_api_2_job_states.htm),
-so a client can upload its next job while one runs. Results are reported through ``successfulResults`` (``sf__Id``,
-``sf__Created``), ``failedResults`` (``sf__Id``, ``sf__Error``) and ``unprocessedrecords``.
+so a client can upload its next job while one runs. Results are reported through
+``successfulResults`` (``sf__Id``, ``sf__Created``), ``failedResults`` (``sf__Id``,
+``sf__Error``) and ``unprocessedrecords``.
 """
 
 from __future__ import annotations
