@@ -23,8 +23,6 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from connectors.config import ConnectionConfig
 from connectors.errors import ApiError, AuthError
 from connectors.hubspot_http import HubSpotHttp
@@ -32,7 +30,7 @@ from connectors.store import Store
 from writeback import ledger
 from writeback.install import Action, Status
 from writeback.ledger import Installed, LedgerEntry
-from writeback.plan import Outcome, Row, snapshot_rows
+from writeback.plan import Outcome, Row, plain_number, snapshot_rows
 from writeback.settings import WritebackSettings
 from writeback.spec import Column, Kind, TargetSpec
 
@@ -59,7 +57,7 @@ def _text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        return str(np.format_float_positional(value, trim="-"))
+        return plain_number(value)
     return str(value)
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from writeback.ledger import LedgerEntry
@@ -89,6 +90,11 @@ def row_key(
         return key
     digest = hashlib.sha1(key.encode()).hexdigest()
     return f"{key[: MAX_KEY - 41]}~{digest}"
+
+
+def plain_number(value: float) -> str:
+    """A number as CRM text: plain decimal notation, never an exponent (``1e-05``)."""
+    return str(np.format_float_positional(value, trim="-"))
 
 
 def _num(v: Any) -> float | None:

@@ -30,7 +30,6 @@ import io
 import time
 import urllib.parse
 from collections.abc import Callable, Sequence
-from decimal import Decimal
 from functools import partial
 from typing import Any
 
@@ -43,7 +42,7 @@ from connectors.store import Store
 from writeback import ledger
 from writeback.install import Action, Status
 from writeback.ledger import Installed, LedgerEntry
-from writeback.plan import Outcome, Row, record_field_rows, snapshot_rows
+from writeback.plan import Outcome, Payload, Row, plain_number, record_field_rows, snapshot_rows
 from writeback.settings import WritebackSettings
 from writeback.spec import Column, Kind, TargetSpec
 
@@ -139,8 +138,7 @@ class SalesforceWriter:
         p = row.payload
         rec: dict[str, Any] = {"attributes": {"type": self.spec.sf_object},
                                self.spec.sf_key_field: row.key}  # fmt: skip
-        name = f"{p['metric']} {p['scope']} {p['subject_id']} {p['period_start'] or ''}"
-        rec["Name"] = name[:80]
+        rec["Name"] = _record_name(p)
         for api, key in self._columns:
             rec[api] = stamp if key == "computed_at" else p.get(key)
         return rec
@@ -206,10 +204,9 @@ class SalesforceWriter:
         w.writerow([self.spec.sf_key_field, "Name", *(api for api, _ in self._columns)])
         for r in rows:
             p = r.payload
-            name = f"{p['metric']} {p['scope']} {p['subject_id']} {p['period_start'] or ''}"
             cells = (stamp if key == "computed_at" else _csv_value(p.get(key))
                      for _, key in self._columns)  # fmt: skip
-            w.writerow([r.key, name[:80], *cells])
+            w.writerow([r.key, _record_name(p), *cells])
         return out.getvalue()
 
     def delete(self, target: str, entries: Sequence[LedgerEntry]) -> list[Outcome]:
@@ -229,6 +226,11 @@ class SalesforceWriter:
         return out
 
 
+def _record_name(p: Payload) -> str:
+    """A snapshot record's Name (80 characters at most, the Name field's length)."""
+    return f"{p['metric']} {p['scope']} {p['subject_id']} {p['period_start'] or ''}"[:80]
+
+
 def _sf_datetime(value: dt.datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
 
@@ -240,8 +242,7 @@ def _csv_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        text = repr(value)
-        return format(Decimal(text), "f") if "e" in text else text
+        return plain_number(value)
     return str(value)
 
 
@@ -385,8 +386,6 @@ class SalesforceInstaller:
         self.client = client
         self.spec = spec
         self.settings = settings
-        #: (API name, payload key) of the snapshot columns, asked for per written row.
-        self._columns = [(api, col.key) for api, col in spec.sf_columns().items()]
         self.store = store
         self.connection = connection
 

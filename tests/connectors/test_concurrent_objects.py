@@ -23,6 +23,7 @@ from connectors.sources import open_source
 from connectors.store import Store
 from service.settings import SettingsError, parse_settings
 from tests.connectors.test_hubspot_support import CONNECTION, Portal, fresh_portal, portal
+from tests.request_log import most_in_flight
 from writeback.hubspot import hubspot_http
 
 __all__ = ["fresh_portal", "portal"]  # fixtures
@@ -72,19 +73,6 @@ def _pull_threads() -> list[threading.Thread]:
     # The sandbox serves in this process too (a thread per open connection): only the sync's
     # own workers are counted.
     return [t for t in threading.enumerate() if t.name.startswith("kpisync-pull")]
-
-
-def _most_in_flight(log: list[dict[str, Any]]) -> int:
-    """The most requests the sandbox was serving at one moment (each entry is logged when its
-    answer is ready, ``duration_ms`` after the request arrived)."""
-    edges = []
-    for e in log:
-        edges += [(e["time"] - e["duration_ms"] / 1000, 1), (e["time"], -1)]
-    most = now = 0
-    for _, step in sorted(edges):
-        now += step
-        most = max(most, now)
-    return most
 
 
 def test_side_by_side_stores_what_one_after_another_stores(
@@ -148,7 +136,7 @@ def test_side_by_side_pays_the_latency_in_parallel(fresh_portal: Portal, tmp_pat
         p.server.faults.base_latency_ms = 0
 
     # The sandbox saw several requests at once (one object after another, it never does) ...
-    assert _most_in_flight(log) >= WORKERS - 1
+    assert most_in_flight(log) >= WORKERS - 1
     # ... and the pull took well under the time of one call after another.
     assert seconds[WORKERS] < 0.7 * seconds[1], seconds
 

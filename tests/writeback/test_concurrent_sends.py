@@ -31,6 +31,7 @@ from tests.connectors.test_hubspot_support import (  # noqa: F401  (fixtures)
     portal,
     sync,
 )
+from tests.request_log import most_in_flight
 from tests.writeback.conftest import TODAY, WB, compute
 from tests.writeback.test_hubspot import HsKit
 from writeback import ledger
@@ -137,19 +138,6 @@ def _upserts(p: Portal) -> list[dict[str, Any]]:
     return [e for e in p.log() if e["path"].endswith(UPSERT)]
 
 
-def _most_in_flight(log: list[dict[str, Any]]) -> int:
-    """The most requests the sandbox was serving at one moment (each entry is logged when its
-    answer is ready, ``duration_ms`` after the request arrived)."""
-    edges = []
-    for e in log:
-        edges += [(e["time"] - e["duration_ms"] / 1000, 1), (e["time"], -1)]
-    most = now = 0
-    for _, step in sorted(edges):
-        now += step
-        most = max(most, now)
-    return most
-
-
 def _keys(calls: list[list[str]]) -> set[str]:
     return {k for keys in calls for k in keys}
 
@@ -213,7 +201,7 @@ def test_calls_overlap_the_latency_and_never_run_ahead_of_the_record(kit: Kit) -
     log = _upserts(p)
     assert report.failed == 0 and report.calls == len(log) == math.ceil(n / 100)
     assert max(ahead) <= WORKERS
-    assert 3 <= _most_in_flight(log) <= WORKERS
+    assert 3 <= most_in_flight(log) <= WORKERS
     # One call after another, the calls would take at least the sum of their durations.
     span = max(e["time"] for e in log) - min(e["time"] - e["duration_ms"] / 1000 for e in log)
     assert span < 0.7 * sum(e["duration_ms"] for e in log) / 1000
@@ -329,4 +317,4 @@ def test_one_send_at_a_time_starts_no_thread(kit: Kit) -> None:
     report = kit.write(before_record=lambda t, o: threads.append(len(_write_threads())))
     assert report.failed == 0 and report.calls == math.ceil(kit.rows() / 100)
     assert set(threads) == {0}
-    assert _most_in_flight(_upserts(p)) == 1
+    assert most_in_flight(_upserts(p)) == 1
