@@ -185,13 +185,10 @@ def _resolve(m: re.Match[str], results: dict[str, tuple[int, Any]]) -> Any:
     return current
 
 
-def _snapshot(tables: dict[str, Any]) -> dict[str, tuple[dict[str, Any], ...]]:
-    return {name: (dict(t.edited), dict(t.created), dict(t.deleted)) for name, t in tables.items()}
+def _snapshot(tables: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
+    return {name: t.snapshot() for name, t in tables.items()}
 
 
-def _restore(tables: dict[str, Any], saved: dict[str, tuple[dict[str, Any], ...]]) -> None:
-    for name, (edited, created, deleted) in saved.items():
-        table = tables[name]
-        with table.lock:
-            table.edited, table.created, table.deleted = edited, created, deleted
-        table.schema_changed()  # forget the cached frame and indexes
+def _restore(tables: dict[str, Any], saved: dict[str, tuple[Any, ...]]) -> None:
+    for name, rows in saved.items():
+        tables[name].restore(rows)

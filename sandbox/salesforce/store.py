@@ -34,12 +34,22 @@ def conform(frame: pl.DataFrame | None, obj: ObjectDef) -> pl.DataFrame:
     return frame.select(cols)
 
 
+#: Created rows are folded into the columnar base once this many have gathered: a writeback of
+#: millions of report rows would otherwise sit in memory as Python dicts (~3.5 KB a row, against
+#: ~0.4 KB in Arrow columns).
+COMPACT_AT = 20_000
+
+
 def _index_key(value: Any, fold_case: bool) -> Any:
     return value.lower() if fold_case and isinstance(value, str) else value
 
 
 class Table:
-    """Rows of one sObject: seeded base frame + overlay of created/edited rows."""
+    """Rows of one sObject: a columnar base frame + overlay of created/edited rows.
+
+    The base starts as the seeded rows; created rows are appended to it in batches
+    (:meth:`_compact`), so positions in it never move and it only grows at the end.
+    """
 
     def __init__(self, obj: ObjectDef, base: pl.DataFrame | None = None) -> None:
         self.obj = obj
@@ -52,10 +62,10 @@ class Table:
         #: (field, case-folded) -> (value -> live ids, id -> value): lookups by a unique or
         #: external-id field without rebuilding the frame after every write.
         self._indexes: dict[tuple[str, bool], tuple[dict[Any, set[str]], dict[str, Any]]] = {}
-        #: Seeded id → row position in ``base`` (built on first lookup). Positions never move:
-        #: columns are added or dropped, rows never (edits and creations live in the overlay).
+        #: Id → row position in ``base`` (built on first lookup). Positions never move: columns
+        #: are added or dropped, rows only appended (edits live in the overlay).
         self._base_pos: dict[str, int] | None = None
-        #: Seeded rows already read as dicts (base rows never change; cleared with the schema).
+        #: Base rows already read as dicts (base rows never change; cleared with the schema).
         self._base_rows: dict[str, dict[str, Any]] = {}
         self.lock = threading.RLock()
 
@@ -155,6 +165,29 @@ class Table:
             self.created[str(full["Id"])] = full
             self._frame = None
             self._reindex(full)
+            if len(self.created) >= COMPACT_AT:
+                self._compact()
+
+    def _compact(self) -> None:
+        """Append the created rows to the base frame (same rows, same order, less memory)."""
+        new = pl.DataFrame(list(self.created.values()), schema=self.obj.schema(), orient="row")
+        start = self.base.height
+        self.base = pl.concat([self.base, new], how="vertical")
+        if self._base_pos is not None:
+            self._base_pos.update((rid, start + i) for i, rid in enumerate(self.created))
+        self.created = {}
+
+    def snapshot(self) -> tuple[Any, ...]:
+        """The table's rows as they stand, for :meth:`restore` (frames are immutable)."""
+        with self.lock:
+            return self.base, dict(self.edited), dict(self.created), dict(self.deleted)
+
+    def restore(self, saved: tuple[Any, ...]) -> None:
+        """Put back the rows of a :meth:`snapshot` (a rolled-back transaction)."""
+        with self.lock:
+            self.base, self.edited, self.created, self.deleted = saved
+            self._base_pos = None
+            self.schema_changed()  # forget the cached frame, indexes and rows
 
     def put(self, row: dict[str, Any]) -> None:
         """Store a full, changed copy of an existing row."""

@@ -341,3 +341,34 @@ def test_latest_date_covered_waits_for_an_open_long_transaction(
     after = sf.Account.updated(opened, end)
     assert acct in after["ids"]
     assert parse_datetime(after["latestDateCovered"]) > opened
+
+
+def test_created_rows_folded_into_the_columnar_base_read_and_roll_back_the_same(
+    sf: Salesforce, fresh_salesforce: SalesforceSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sandbox.salesforce.store as store
+
+    monkeypatch.setattr(store, "COMPACT_AT", 3)
+    table = fresh_salesforce.app.org.tables["Account"]
+    seeded = table.base.height
+    ids = [sf.Account.create({"Name": f"Folded {i}"})["id"] for i in range(7)]
+    assert table.base.height == seeded + 6 and len(table.created) == 1  # two folds of three
+    sf.Account.update(ids[1], {"Name": "Folded edited"})
+    sf.Account.delete(ids[2])
+    rows = sf.query("SELECT Id, Name FROM Account WHERE Name LIKE 'Folded%' ORDER BY Id")
+    assert [(r["Id"], r["Name"]) for r in rows["records"]] == [
+        (i, "Folded edited" if i == ids[1] else f"Folded {n}")
+        for n, i in enumerate(ids) if i != ids[2]
+    ]  # fmt: skip
+    assert sf.Account.get(ids[4])["Name"] == "Folded 4"
+    # A transaction that folds rows and then fails leaves the table as it was.
+    subs = [{"method": "POST", "url": f"{V}/sobjects/Account", "referenceId": f"r{i}",
+             "body": {"Name": f"Rolled {i}"}} for i in range(4)]  # fmt: skip
+    subs.append(
+        {"method": "POST", "url": f"{V}/sobjects/Account", "referenceId": "bad", "body": {}}
+    )
+    res = sf.restful("composite", method="POST", json={"allOrNone": True, "compositeRequest": subs})
+    assert {a["httpStatusCode"] for a in res["compositeResponse"]} == {400}
+    assert sf.query("SELECT COUNT() FROM Account WHERE Name LIKE 'Rolled%'")["totalSize"] == 0
+    assert table.base.height == seeded + 6
+    assert sf.query("SELECT COUNT() FROM Account WHERE Name LIKE 'Folded%'")["totalSize"] == 6
