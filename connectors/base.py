@@ -19,8 +19,11 @@ page is still stored — and every store read a source makes (:func:`read_store`
 the calling thread, the only one that uses the store. Objects of one canonical table are stored in
 their declared order (the first stored record wins an id both claim), an object waits for those
 it names in :attr:`ObjectSpec.after`, and at most :data:`RECORDS_AHEAD` records of an object wait
-to be stored (a worker that far ahead waits). A failure in any thread stops the others and is
-raised as a sequential pull would raise it; a cursor is only ever stored with its page.
+in memory to be stored. Beyond that, a worker whose object waits for an earlier one of its table
+writes its pages to a temporary file (:class:`_Spill`) and goes on fetching, so the CRM's latency
+is still paid side by side; a worker whose object is being stored waits for room. A failure in
+any thread stops the others and is raised as a sequential pull would raise it; a cursor is only
+ever stored with its page.
 """
 
 from __future__ import annotations
@@ -28,7 +31,10 @@ from __future__ import annotations
 import contextvars
 import datetime as dt
 import logging
+import os
+import pickle
 import queue
+import tempfile
 import threading
 import time
 from collections import deque
@@ -47,11 +53,11 @@ T = TypeVar("T")
 RawRecord = dict[str, Any]
 Normaliser = Callable[[RawRecord], CanonicalRow]
 
-#: Records (and deletions) of one object fetched and not yet stored, at most, when objects are
-#: pulled side by side: its worker waits beyond that (a page larger than this goes alone). It
-#: matters for an object that waits for an earlier one of its table: HubSpot emails, meetings and
-#: tasks, fetched while calls are stored. A HubSpot record takes ~2 KB in memory, so each object
-#: holds ~40 MB at most; 10k-deal portals (15k emails) wait for nothing.
+#: Records (and deletions) of one object fetched and held in memory, not yet stored, at most,
+#: when objects are pulled side by side (a page larger than this goes alone). A HubSpot record
+#: takes ~2 KB in memory, so each object holds ~40 MB at most. Beyond it, an object waiting for
+#: an earlier one of its table (HubSpot emails, meetings and tasks, fetched while calls are
+#: stored) spills its pages to disk (~0.5 KB a record); one being stored waits for room.
 RECORDS_AHEAD = 20_000
 
 
@@ -362,6 +368,49 @@ class _Reply:
         self.error: BaseException | None = None
 
 
+@dataclass(frozen=True)
+class _Spilled:
+    """Where a spilled page lies in its lane's :class:`_Spill` file."""
+
+    offset: int
+    length: int
+
+
+class _Spill:
+    """Pages of one object written ahead to an unnamed temporary file (deleted on close, and by
+    the OS if the process dies): written by the lane's worker, read back by the storing thread.
+    Reads and writes name their offsets, so the two threads share the file without a lock."""
+
+    def __init__(self) -> None:
+        # Closed by close() once the pull ends: it outlives any one block of code.
+        self._file = tempfile.TemporaryFile(prefix="kpisync-pull-")  # noqa: SIM115
+        self._end = 0
+
+    def put(self, page: Page) -> _Spilled:
+        data = pickle.dumps(page, protocol=pickle.HIGHEST_PROTOCOL)
+        at = self._end
+        written = 0
+        while written < len(data):  # pwrite may write less than asked
+            written += os.pwrite(self._file.fileno(), data[written:], at + written)
+        self._end = at + len(data)
+        return _Spilled(at, len(data))
+
+    def take(self, where: _Spilled) -> Page:
+        data = bytearray()
+        while len(data) < where.length:
+            chunk = os.pread(self._file.fileno(), where.length - len(data),
+                             where.offset + len(data))  # fmt: skip
+            if not chunk:
+                raise OSError(f"spilled page cut short at {where.offset + len(data)}")
+            data += chunk
+        # Safe to unpickle: a file this process wrote, unlinked from the start.
+        page: Page = pickle.loads(data)
+        return page
+
+    def close(self) -> None:
+        self._file.close()
+
+
 @dataclass
 class _Lane:
     """One object of a side-by-side pull: its worker, and what waits to be stored."""
@@ -376,7 +425,9 @@ class _Lane:
     #: What the worker handed over, in its order: ("page", (page, size, calls)),
     #: ("read", reply), ("end", calls).
     waiting: deque[tuple[str, Any]] = field(default_factory=deque)
-    held: int = 0  # records and deletions handed over, not yet stored
+    held: int = 0  # records and deletions handed over in memory, not yet stored
+    spill: _Spill | None = None  # pages written ahead to disk (created on first need)
+    spilled: int = 0  # pages spilled
     thread: threading.Thread | None = None
     ended: bool = False  # the worker is finished (its "end" may still wait to be processed)
     done: bool = False  # every page stored
@@ -489,12 +540,18 @@ class _SideBySide:
                     elif kind == "read":
                         self._answer(payload)
                     else:  # end
+                        if lane.spilled:
+                            log.debug("%s: %d pages were written ahead to disk",
+                                      lane.spec.name, lane.spilled)  # fmt: skip
                         lane.stats.api_calls = payload
                         self.progress.done(lane.spec.name)
                         lane.done = progressed = True
 
-    def _store(self, lane: _Lane, page: Page, size: int, calls: int) -> None:
+    def _store(self, lane: _Lane, page: Page | _Spilled, size: int, calls: int) -> None:
         name = lane.spec.name
+        if isinstance(page, _Spilled):
+            assert lane.spill is not None
+            page = lane.spill.take(page)
         store_page(self.store, self.connection, lane.spec, page, lane.stats, lane.siblings)
         with self.changed:
             lane.held -= size
@@ -528,6 +585,9 @@ class _SideBySide:
             if lane.thread is not None:
                 left = None if deadline is None else max(0.0, deadline - time.monotonic())
                 lane.thread.join(left)
+            if lane.spill is not None and (lane.thread is None or not lane.thread.is_alive()):
+                lane.spill.close()
+                lane.spill = None
 
     # -- worker threads --------------------------------------------------------------------------
     def _calls_here(self) -> int:
@@ -543,14 +603,26 @@ class _SideBySide:
                 try:
                     for page in pages:
                         size = max(1, len(page.records) + len(page.deleted))
+                        handed: Page | _Spilled = page
+                        spill = False
                         with self.changed:
                             while lane.held and lane.held + size > RECORDS_AHEAD:
                                 check_stop()
+                                # Its table's earlier objects are still being stored: write
+                                # ahead to disk rather than stop fetching.
+                                if spill := self._blocked(lane):
+                                    break
                                 self.changed.wait()
                             check_stop()
-                            lane.held += size
+                            if not spill:
+                                lane.held += size
+                        if spill:
+                            if lane.spill is None:
+                                lane.spill = _Spill()
+                            handed, size = lane.spill.put(page), 0
+                            lane.spilled += 1
                         calls = self._calls_here() - calls_at
-                        self.events.put((name, "page", (page, size, calls)))
+                        self.events.put((name, "page", (handed, size, calls)))
                 finally:
                     close = getattr(pages, "close", None)
                     if close is not None:
@@ -566,6 +638,11 @@ class _SideBySide:
             self.events.put((name, "error", exc))
         finally:
             _store_thread.reset(token)
+
+    def _blocked(self, lane: _Lane) -> bool:
+        """Whether the lane's pages cannot be stored yet (an earlier object of its table is
+        not stored in full)."""
+        return not all(self.lanes[b].done for b in lane.before)
 
     def _read(self, lane: _Lane, fn: Callable[[], Any]) -> Any:
         reply = _Reply(fn)

@@ -5,6 +5,7 @@ what is stored."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from typing import Any
 import polars as pl
 import pytest
 
+from connectors import base
 from connectors.base import SyncResult, sync_connection
 from connectors.errors import AuthError
 from connectors.http import RetryEvent, retry_scope
@@ -75,9 +77,19 @@ def _pull_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("kpisync-pull")]
 
 
+@pytest.mark.parametrize("records_ahead", [None, 100], ids=["in-memory", "spilled-to-disk"])
 def test_side_by_side_stores_what_one_after_another_stores(
-    fresh_portal: Portal, tmp_path: Path
+    fresh_portal: Portal,
+    tmp_path: Path,
+    records_ahead: int | None,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """With a window of one page, emails, meetings and tasks are written ahead to disk while
+    calls are stored, and read back in order."""
+    if records_ahead is not None:
+        monkeypatch.setattr(base, "RECORDS_AHEAD", records_ahead)
+    caplog.set_level(logging.DEBUG, logger="connectors.base")
     p = fresh_portal
     # An email that reuses the id of the last call listed: the first of the two objects stored
     # keeps the activity row, so calls (declared first) must be stored first in both runs.
@@ -115,6 +127,11 @@ def test_side_by_side_stores_what_one_after_another_stores(
     assert calls["calls"] == sum(e["path"] == "/crm/v3/objects/calls" for e in log)
     assert sum(calls.values()) == len(log)
     assert _pull_threads() == []
+    spilled = {r.args[0] for r in caplog.records if "written ahead to disk" in r.getMessage()}
+    if records_ahead is None:
+        assert spilled == set()
+    else:  # tasks may start only once calls are stored, with nothing left to wait for
+        assert "emails" in spilled and spilled <= {"emails", "meetings", "tasks"}
     in_order.close()
     side_by_side.close()
 
