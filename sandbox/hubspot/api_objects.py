@@ -83,7 +83,7 @@ class ObjectsApi:
             results = []
             target = self.portal.tables[tt.name]
             for did, types in self.portal.assoc.targets(table.ot.name, tt.name, rid):
-                if target.get(did) is None:
+                if not target.is_live(did):
                     continue  # archived records drop out of associations
                 for t in types:
                     # v3 names the primary (or only) type "deal_to_company" and the plain one
@@ -117,10 +117,13 @@ class ObjectsApi:
         page, more = ids[:limit], len(ids) > limit
         columns = table.output_properties(props) + (history or [])
         recs = self._records(table, page, archived, columns)
-        if history or assoc:
+        if history:
             results = [self._render(table, r, props, history, assoc) for r in recs]
         else:
             results = table.render_many(recs, props)
+            for rec, item in zip(recs, results, strict=True):
+                if assoc:
+                    item["associations"] = self._v3_associations(table, rec.id, assoc)
         body: dict[str, Any] = {"results": results}
         if more:
             nxt = str(ids[limit])
