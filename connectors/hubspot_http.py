@@ -4,7 +4,7 @@ Every call goes through :meth:`HubSpotHttp.call` around a *generated* API method
 hubspot-api-client 12 (``crm.objects.basic_api.get_page``, ``crm.objects.search_api.do_search``,
 ``crm.associations.v4.batch_api.get_page``...) invoked with ``_preload_content=False``, so that
 
-* the JSON is parsed once with :func:`json.loads` (the generated models deep-copy a Configuration
+* the JSON is parsed once with :func:`orjson.loads` (the generated models deep-copy a Configuration
   per record — far too slow for 100k-record pulls) and models that drop fields (``PublicTeam``
   has no ``parentTeamId``) lose nothing;
 * the response headers are at hand for the ``X-HubSpot-RateLimit-*`` API budget;
@@ -48,6 +48,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import urllib3
 
 from connectors.errors import (
@@ -374,6 +375,10 @@ class HubSpotHttp:
             if not data:
                 return None
             try:
+                return orjson.loads(data)  # a page's parse is a fifth of a full pull's work
+            except ValueError:
+                pass
+            try:  # what orjson refuses and json reads: integers beyond 64 bits
                 return json.loads(data)
             except ValueError as exc:  # a truncated body that still looked complete
                 raise RetriableError("unreadable response body", crm=CRM, object=obj) from exc

@@ -199,6 +199,14 @@ def ms_of(text: str | None) -> int | None:
 
 def ts_text(text: str | None, what: str) -> str | None:
     """Canonical timestamp text (``2025-03-01T09:30:00Z``, whole seconds as in CANONICAL.md)."""
+    if text is not None and len(text) == 24 and text[10] == "T" and text[19:20] + text[23] == ".Z":
+        # HubSpot's own form (``2025-03-01T09:30:00.123Z``, UTC): its seconds, once checked.
+        try:
+            dt.datetime.fromisoformat(text[:19])
+            if text[20:23].isdigit():
+                return text[:19] + "Z"
+        except ValueError:
+            pass  # the general path names the error
     t = parse_instant(text, what)
     # Four-digit years always: strftime's %Y writes year 1 as "1" on glibc.
     return None if t is None else f"{t.year:04d}" + t.strftime("-%m-%dT%H:%M:%SZ")

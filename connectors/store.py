@@ -67,6 +67,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -94,6 +95,29 @@ def utcnow() -> dt.datetime:
 
 # One encoder for every record stored: ``json.dumps`` with options builds a new one per call.
 _JSON = json.JSONEncoder(sort_keys=True, default=str)
+# Datetimes (and anything else JSON lacks) are written as ``str()`` writes them, as _JSON does.
+_ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
+
+
+def record_json(record: Mapping[str, Any]) -> str:
+    """A raw record as stored: compact JSON with sorted keys (orjson: the record text is most
+    of a sync's encoding work). What orjson refuses (integers beyond 64 bits, keys that are
+    not text) goes through the json module."""
+    try:
+        return orjson.dumps(record, default=str, option=_ORJSON_OPTIONS).decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return _JSON.encode(record)
+
+
+def _same_json(stored: str, new: str) -> bool:
+    """Whether two record texts hold the same JSON (texts stored by an older encoder differ in
+    spacing only)."""
+    if stored == new:
+        return True
+    try:
+        return bool(orjson.loads(stored) == orjson.loads(new))
+    except ValueError:
+        return bool(json.loads(stored) == json.loads(new))
 
 
 @dataclass(frozen=True)
@@ -269,7 +293,7 @@ class Batch:
             return 0, 0
         t = db.raw_records
         # The last copy of a record wins; rows go in key order (B-tree inserts stay local).
-        data = {rid: _JSON.encode(rec) for rid, rec in records}
+        data = {rid: record_json(rec) for rid, rec in records}
         ids = sorted(data)
         existing = self._existing_data(obj, ids)
         seen_at = self._bind(t.c.seen_at, utcnow())
@@ -291,7 +315,8 @@ class Batch:
                 )
         # A record re-read unchanged (look-back window, replay after a crash) is no update.
         inserted = sum(1 for rid in ids if rid not in existing)
-        updated = sum(1 for rid in ids if rid in existing and existing[rid] != data[rid])
+        updated = sum(1 for rid in ids
+                      if rid in existing and not _same_json(existing[rid], data[rid]))  # fmt: skip
         return inserted, updated
 
     # -- canonical rows ---------------------------------------------------------------------
@@ -500,7 +525,7 @@ class Store:
                 .order_by(t.c.record_id)
             )
             for rid, data in result:
-                yield rid, json.loads(data)
+                yield rid, orjson.loads(data)
 
     def raw_count(self, connection: str) -> dict[str, int]:
         t = db.raw_records
