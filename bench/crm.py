@@ -74,7 +74,7 @@ def _serve(conn: Connection, crm: str, opportunities: int, seed: int, hubspot_ti
     """Child process: build one CRM over a generated org and serve it until told to stop."""
     from sandbox.cli import handshake
     from sandbox.generator import generate_org, spec_for
-    from sandbox.server import SandboxServer
+    from sandbox.server import SandboxServer, tune_collector
 
     org = generate_org(spec_for(opportunities, seed))
     currency = org.spec.corporate_currency
@@ -87,6 +87,7 @@ def _serve(conn: Connection, crm: str, opportunities: int, seed: int, hubspot_ti
 
         app = create_app(org=org, tier=hubspot_tier)
     del org
+    tune_collector()
     with SandboxServer([app], latency_ms=0) as server:
         conn.send((handshake(server, [app]), currency))
         while True:

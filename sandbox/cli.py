@@ -111,9 +111,10 @@ def serve(
     ),
 ) -> None:
     """Run the sandbox CRMs until SIGTERM/SIGINT; print one JSON line once they are up."""
-    from sandbox.server import SandboxServer
+    from sandbox.server import SandboxServer, tune_collector
 
     apps, currency = build_apps(_size(size), seed, salesforce_api_budget=salesforce_api_budget)
+    tune_collector()
     server = SandboxServer(
         apps, latency_ms=latency_ms,
         ports={"salesforce": salesforce_port, "hubspot": hubspot_port},

@@ -310,7 +310,9 @@ class IngestJob:
     state: str = "Open"
     data: list[bytes] = field(default_factory=list)
     header: list[str] = field(default_factory=list)
-    successes: list[tuple[str, bool, list[str]]] = field(default_factory=list)
+    #: (record id, created, the row's position in the upload): the row itself is read again
+    #: from ``data`` for the results, rather than held twice (a 100,000-row job).
+    successes: list[tuple[str, bool, int]] = field(default_factory=list)
     failures: list[tuple[str, str, list[str]]] = field(default_factory=list)
     unprocessed: list[list[str]] = field(default_factory=list)
     ready_at: float = 0.0
@@ -335,6 +337,13 @@ class IngestJob:
                 self.processing_ms, "apexProcessingTime": 0,
             })  # fmt: skip
         return d
+
+
+def _uploaded_rows(job: IngestJob) -> list[list[str]]:
+    """The job's uploaded CSV as rows (header first)."""
+    text = b"".join(job.data).decode("utf-8-sig")
+    return list(csv.reader(io.StringIO(text, newline=""),
+                           delimiter=DELIMITERS[job.column_delimiter]))  # fmt: skip
 
 
 class IngestHandlers:
@@ -435,13 +444,11 @@ class IngestHandlers:
     def _process(self, job: IngestJob, request: Request) -> None:
         org = self.app.org
         obj = org.object(job.object)
-        text = b"".join(job.data).decode("utf-8-sig")
-        rows = list(csv.reader(io.StringIO(text, newline=""),
-                               delimiter=DELIMITERS[job.column_delimiter]))  # fmt: skip
+        rows = _uploaded_rows(job)
         if not rows:
             return
         job.header = rows[0]
-        for raw in rows[1:]:
+        for position, raw in enumerate(rows[1:], start=1):
             if not any(raw):
                 continue
             values = dict(zip(job.header, raw, strict=False))
@@ -474,7 +481,7 @@ class IngestHandlers:
                     else:
                         p = org.prepare_delete(obj, rid)
                     org.commit(p)
-                job.successes.append((str(p.row["Id"]), p.created, raw))
+                job.successes.append((str(p.row["Id"]), p.created, position))
             except RecordError as exc:
                 fields_txt = ",".join(exc.fields)
                 job.failures.append((rid, f"{exc.status_code}:{exc.message}:{fields_txt} --", raw))
@@ -531,8 +538,9 @@ class IngestHandlers:
         )
         if kind == "successfulresults":
             w.writerow(["sf__Id", "sf__Created", *job.header])
-            for rid, created, raw in job.successes:
-                w.writerow([rid, "true" if created else "false", *raw])
+            uploaded = _uploaded_rows(job)
+            for rid, created, position in job.successes:
+                w.writerow([rid, "true" if created else "false", *uploaded[position]])
         elif kind == "failedresults":
             w.writerow(["sf__Id", "sf__Error", *job.header])
             for rid, err, raw in job.failures:
