@@ -421,10 +421,11 @@ def in_process_writeback(crm: CrmProcess, settings: Any) -> tuple[int, int]:
 
 
 #: The sandbox keeps its whole org in memory: its peak RSS per opportunity, measured at 100k
-#: (2,089 MiB for a 757k-record Salesforce org; HubSpot's portal is smaller), plus what the
-#: kpisync pipeline itself needs beside it (0.8 GiB at 100k, linear).
-SANDBOX_BYTES_PER_OPP = 22_000
-PIPELINE_BYTES_PER_OPP = 8_500
+#: (Salesforce 1,385 MiB for a 757k-record org, its peak during the writeback's Bulk ingest;
+#: HubSpot 709 MiB), plus what the kpisync pipeline itself needs beside it (its compute step,
+#: 883 MiB at 100k, linear), with a tenth more for the growth measured from 10k to 100k.
+SANDBOX_BYTES_PER_OPP = {"salesforce": 16_000, "hubspot": 8_200}
+PIPELINE_BYTES_PER_OPP = 10_200
 
 
 def mem_available() -> int:
@@ -443,7 +444,7 @@ def measure_crm(
     from service.settings import load_settings
 
     n = SIZES[size]
-    need = n * (SANDBOX_BYTES_PER_OPP + PIPELINE_BYTES_PER_OPP)
+    need = n * (SANDBOX_BYTES_PER_OPP[name] + PIPELINE_BYTES_PER_OPP)
     have = mem_available()
     if need > have:
         why = (f"not run: the sandbox holds the whole org in memory; ~{gib(need)} needed "
